@@ -1,0 +1,30 @@
+"""`lora-repro`: one console command, one subcommand per job. Each subcommand lives in its own
+module and is imported only when used, so `lora-repro params` works without hydra or wandb."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module with `main(argv)`, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "params": ("lora_repro.methods.params", "trainable-parameter counts of the paper's tables 2, 3, 4"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: lora-repro <command> [args]\n\ncommands:")
+        for name, (_, help_) in SUBCOMMANDS.items():
+            print(f"  {name:<12} {help_}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"lora-repro: unknown command {name!r}; valid commands: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Model surgery for every adaptation method the LoRA paper compares.
+
+    from lora_repro.methods import apply_method
+    report = apply_method(model, {"name": "lora", "r": 8, "alpha": 16, "targets": ["q", "v"]})
+    print(report.params)   # trainable (head included), trainable as the paper counts, total
+
+Importing this package registers every method; it needs only torch and transformers.
+"""
+from . import bitfit, finetune  # noqa: F401  (registration)
+from .arch import CANONICAL_TARGETS, UnsupportedModelError, available_sites, get_arch
+from .base import METHODS, MethodConfigError, MethodReport, ParamCount, apply_method, count_params, resolve_config
+
+__all__ = [
+    "CANONICAL_TARGETS", "METHODS", "MethodConfigError", "MethodReport", "ParamCount", "UnsupportedModelError",
+    "apply_method", "available_sites", "count_params", "get_arch", "resolve_config",
+]

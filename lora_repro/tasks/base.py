@@ -1,0 +1,99 @@
+"""What every task knows: where its data lives, its schema, how a model sees an example, its metric.
+
+A task is one small subclass in one module of this package, registered by name (`glue/rte`,
+`e2e`, `wikisql`, `samsum`, `gpt2/mnli`...). The trainer never looks inside examples itself:
+encoders get `text_pair` + `label`; decoder-only models get `prompt` + `target` (loss on the
+target tokens only) and are evaluated on `eval_items` by generation.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+class TaskConfigError(ValueError):
+    """Unknown task, missing data file, or data that does not match the task's schema."""
+
+
+@dataclass
+class EvalItem:
+    """One generation-evaluation unit: the prompt and every reference for it (E2E has several per MR)."""
+    prompt: str
+    references: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    hub_path: ClassVar[str]                   # load_dataset(hub_path, hub_name)
+    hub_name: ClassVar[str | None] = None
+    columns: ClassVar[tuple[str, ...]]        # the hub schema; local files must have these columns
+    kind: ClassVar[str]                       # "classification" | "regression" | "generation"
+    train_split: ClassVar[str] = "train"
+    eval_splits: ClassVar[tuple[str, ...]] = ("validation",)
+    label_names: ClassVar[tuple[str, ...]] = ()
+    main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
+    generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.kind == "regression" else len(self.label_names)
+
+    # --- data -----------------------------------------------------------------------------------
+    def load(self, data_dir: str | Path | None = None):
+        """A `datasets.DatasetDict` with train + eval splits: from the hub, or from `data_dir`
+        holding `<split>.{jsonl,json,csv,parquet}` files in the hub schema."""
+        import datasets
+
+        if data_dir is None:
+            return datasets.load_dataset(self.hub_path, self.hub_name)
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise TaskConfigError(f"{self.name}: data_dir {str(data_dir)!r} does not exist")
+        files: dict[str, str] = {}
+        for split in (self.train_split, *self.eval_splits):
+            found = [p for p in sorted(data_dir.glob(f"{split}.*")) if p.suffix in LOCAL_FORMATS]
+            if not found:
+                raise TaskConfigError(
+                    f"{self.name}: no file for split {split!r} in {str(data_dir)!r}; expected {split}"
+                    f"{{{','.join(LOCAL_FORMATS)}}}")
+            files[split] = str(found[0])
+        fmts = {LOCAL_FORMATS[Path(f).suffix] for f in files.values()}
+        if len(fmts) != 1:
+            raise TaskConfigError(f"{self.name}: mixed file formats in {str(data_dir)!r}: {sorted(fmts)}")
+        ds = datasets.load_dataset(fmts.pop(), data_files=files)
+        for split, d in ds.items():
+            missing = [c for c in self.columns if c not in d.column_names]
+            if missing:
+                raise TaskConfigError(f"{self.name}: {files[split]} lacks column(s) {missing}; "
+                                      f"the schema is {list(self.columns)}")
+        return ds
+
+    # --- encoders (classification / regression head) --------------------------------------------
+    def text_pair(self, example: dict) -> tuple[str, str | None]:
+        raise NotImplementedError(f"{self.name} has no encoder format")
+
+    def label(self, example: dict) -> int | float:
+        raise NotImplementedError(f"{self.name} has no label")
+
+    # --- decoder-only models (prompt -> target) -------------------------------------------------
+    @abstractmethod
+    def prompt(self, example: dict) -> str: ...
+
+    @abstractmethod
+    def target(self, example: dict) -> str: ...
+
+    def eval_items(self, split) -> list[EvalItem]:
+        """Generation evaluation units of a split (default: one per example)."""
+        return [EvalItem(self.prompt(ex), [self.target(ex)]) for ex in split]
+
+    # --- scoring --------------------------------------------------------------------------------
+    @abstractmethod
+    def compute_metrics(self, predictions: list, references: list) -> dict[str, float]:
+        """Metrics of predictions against references; contains `main_metric`.
+        Classification/regression: predictions and references are labels (ints/floats).
+        Generation: predictions are strings, references are lists of strings (EvalItem.references)."""
