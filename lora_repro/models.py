@@ -67,13 +67,14 @@ def model_config(mcfg: Mapping):
         raise ModelConfigError(
             f"model {_get(mcfg, 'name')!r}: set exactly one of model.pretrained (hub id / local dir) and "
             f"model.arch_config (config JSON); got pretrained={pretrained!r}, arch_config={arch!r}")
+    overrides = dict(_get(mcfg, "overrides") or {})
     if pretrained:
-        config = AutoConfig.from_pretrained(resolve_source(pretrained))
+        values = AutoConfig.from_pretrained(resolve_source(pretrained)).to_dict()
     else:
         values = json.loads(_arch_config_path(arch).read_text())
-        config = AutoConfig.for_model(values.pop("model_type"), **values)
-    for key, value in dict(_get(mcfg, "overrides") or {}).items():
-        setattr(config, key, value)
+    # overrides go in before construction, so derived sizes (DeBERTa's pooler) follow them
+    values.update(overrides)
+    config = AutoConfig.for_model(values.pop("model_type"), **values)
     if config.model_type not in ARCHS:
         raise ModelConfigError(f"model {_get(mcfg, 'name')!r} has model_type {config.model_type!r}; "
                                f"supported: {sorted(ARCHS)}")

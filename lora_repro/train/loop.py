@@ -210,7 +210,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                     per_split[s] = evaluate_encoder(eval_model, task, evals[s], eval_bs, pad_id, device, autocast,
                                                     ebar)
                 ebar.close()
-            metrics = flat_metrics(per_split, splits)
+            merge = getattr(task, "merge_split_metrics", None)
+            metrics = merge(per_split) if merge else flat_metrics(per_split, splits)
             metrics["train_loss"] = progress["loss_sum"] / max(1, progress["loss_n"])
             progress["history"].append({"epoch": epoch + 1, **metrics})
             best = progress["best"]
