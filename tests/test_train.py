@@ -119,3 +119,34 @@ def test_minilm_checkpoint_learns_a_small_task(tmp_path):
     assert losses[-1] < losses[0] - 0.05, losses
     assert rec["metrics"]["accuracy"] >= 0.75, rec["history"]
     assert rec["trainable_params"] < rec["total_params"] / 50
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs_on_cpu(tmp_path, precision):
+    rec = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", f"trainer.precision={precision}",
+                                        "trainer.epochs=1")))
+    assert rec["status"] == "finished" and torch.isfinite(torch.tensor(rec["metrics"]["train_loss"]))
+
+
+def test_method_init_from_loads_the_adapter_body_not_the_head(tmp_path):
+    from safetensors.torch import load_file
+
+    from lora_repro.methods import apply_method
+    from lora_repro.models import load_model
+    from lora_repro.run import RunConfigError, init_from_adapter, validate
+    first = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", "trainer.epochs=1", results="a")))
+    saved = load_file(f"{first['adapter_dir']}/adapter.safetensors")
+    cfg = compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", f"method_init_from={first['adapter_dir']}",
+                                    "seed=5", results="b"))
+    v = validate(cfg)
+    torch.manual_seed(5)
+    model, _ = load_model(v.config["model"], v.task)
+    apply_method(model, v.method_cfg)
+    loaded = init_from_adapter(model, first["adapter_dir"])
+    params = dict(model.named_parameters())
+    assert loaded and all(not k.startswith("classifier") for k in loaded)
+    assert all(torch.equal(params[k], saved[k]) for k in loaded)
+    head = [k for k in saved if k.startswith("classifier")]
+    assert head and not all(torch.equal(params[k], saved[k]) for k in head)   # the head starts fresh
+    with pytest.raises(RunConfigError, match="method_init_from="):
+        validate(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", f"method_init_from={tmp_path}")))
