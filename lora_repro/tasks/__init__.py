@@ -15,4 +15,6 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
+from . import e2e, glue, samsum, wikisql  # noqa: E402,F401  (modules register their tasks on import)
+
 __all__ = ["EvalItem", "TASKS", "Task", "TaskConfigError", "get_task", "register"]

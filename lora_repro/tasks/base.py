@@ -31,10 +31,11 @@ class Task(ABC):
     name: ClassVar[str]
     hub_path: ClassVar[str]                   # load_dataset(hub_path, hub_name)
     hub_name: ClassVar[str | None] = None
+    hub_revision: ClassVar[str | None] = None  # e.g. "refs/convert/parquet" for hub datasets that are loading scripts
     columns: ClassVar[tuple[str, ...]]        # the hub schema; local files must have these columns
     kind: ClassVar[str]                       # "classification" | "regression" | "generation"
     train_split: ClassVar[str] = "train"
-    eval_splits: ClassVar[tuple[str, ...]] = ("validation",)
+    eval_splits: ClassVar[tuple[str, ...]] = ("validation",)  # the first is the main split (see merge_split_metrics)
     label_names: ClassVar[tuple[str, ...]] = ()
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
@@ -50,7 +51,8 @@ class Task(ABC):
         import datasets
 
         if data_dir is None:
-            return datasets.load_dataset(self.hub_path, self.hub_name)
+            kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
+            return datasets.load_dataset(self.hub_path, self.hub_name, **kwargs)
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise TaskConfigError(f"{self.name}: data_dir {str(data_dir)!r} does not exist")
@@ -72,6 +74,19 @@ class Task(ABC):
                 raise TaskConfigError(f"{self.name}: {files[split]} lacks column(s) {missing}; "
                                       f"the schema is {list(self.columns)}")
         return ds
+
+    @property
+    def main_split(self) -> str:
+        return self.eval_splits[0]
+
+    def merge_split_metrics(self, per_split: dict[str, dict[str, float]]) -> dict[str, float]:
+        """One flat metrics dict for a run: the main split's keys as they are (so `main_metric` is
+        found), every other split's keys as `<split>/<key>` (MNLI: `validation_mismatched/accuracy`)."""
+        merged = dict(per_split.get(self.main_split, {}))
+        for split, metrics in per_split.items():
+            if split != self.main_split:
+                merged.update({f"{split}/{k}": v for k, v in metrics.items()})
+        return merged
 
     # --- encoders (classification / regression head) --------------------------------------------
     def text_pair(self, example: dict) -> tuple[str, str | None]:
