@@ -67,11 +67,16 @@ class Task(ABC):
         fmts = {LOCAL_FORMATS[Path(f).suffix] for f in files.values()}
         if len(fmts) != 1:
             raise TaskConfigError(f"{self.name}: mixed file formats in {str(data_dir)!r}: {sorted(fmts)}")
-        ds = datasets.load_dataset(fmts.pop(), data_files=files)
-        for split, d in ds.items():
-            missing = [c for c in self.columns if c not in d.column_names]
+        fmt = fmts.pop()
+        ds = datasets.DatasetDict()
+        for split, file in files.items():      # one split at a time: a bad file is named, not a cast error
+            try:
+                ds[split] = datasets.load_dataset(fmt, data_files={split: file}, split=split)
+            except Exception as e:  # noqa: BLE001  (datasets raises many kinds; the file is what matters)
+                raise TaskConfigError(f"{self.name}: cannot read {file} as {fmt}: {e}") from e
+            missing = [c for c in self.columns if c not in ds[split].column_names]
             if missing:
-                raise TaskConfigError(f"{self.name}: {files[split]} lacks column(s) {missing}; "
+                raise TaskConfigError(f"{self.name}: {file} lacks column(s) {missing}; "
                                       f"the schema is {list(self.columns)}")
         return ds
 
