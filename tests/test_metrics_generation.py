@@ -94,3 +94,20 @@ def test_rouge_known_pair():
 def test_reference_count_mismatch():
     with pytest.raises(ValueError, match="2 predictions for 1"):
         bleu(["a", "b"], [["a"]])
+
+
+# Values computed with pycocoevalcap 1.2 (Cider(), Rouge()) on the same lower-cased, punctuation-free
+# tokens; pinned so the re-implementation cannot drift from the scorer the E2E challenge uses.
+COCO_PREDS = ["the vaults is a cheap pub near the river", "zizzi is an italian place in the city centre",
+              "blue spice serves french food", "the eagle is a coffee shop"]
+COCO_REFS = [["the vaults is a pub by the river with cheap prices",
+              "near the river there is a cheap pub called the vaults"],
+             ["zizzi is an italian restaurant in the city centre",
+              "in the city centre you will find zizzi , an italian restaurant", "zizzi serves italian food"],
+             ["blue spice is a french restaurant"],
+             ["the eagle coffee shop is in the riverside area", "there is a coffee shop called the eagle"]]
+
+
+def test_cider_and_rouge_l_match_pycocoevalcap():
+    assert cider(COCO_PREDS, COCO_REFS) == pytest.approx(3.571000373244811, rel=1e-12)
+    assert rouge_l(COCO_PREDS, COCO_REFS) == pytest.approx(66.75560125194123, rel=1e-12)

@@ -135,3 +135,13 @@ def test_wikisql_prompt_and_references_carry_the_table(tmp_path):
     from lora_repro.tasks import TaskConfigError
     with pytest.raises(TaskConfigError, match="WikiSQLReference"):
         t.compute_metrics(wrong, [[str(i.references[0])] for i in items])
+
+
+def test_fixture_command(tmp_path, capsys):
+    from lora_repro.tasks.fixtures import main
+    assert main(["--list"]) == 0
+    assert "glue/rte" in capsys.readouterr().out.split()
+    assert main(["glue/rte", str(tmp_path), "--n-train", "3", "--n-eval", "2"]) == 0
+    assert get_task("glue/rte").load(tmp_path)["validation"].num_rows == 2
+    with pytest.raises(SystemExit):
+        main(["glue/rte"])

@@ -165,3 +165,31 @@ def write_fixture(task_name: str, directory: str | Path, n_train: int = 64, n_ev
             df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path, index=False)
         paths[split] = path
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`lora-repro fixture TASK DIR`: write a fixture data directory (or `--list` the task names)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="lora-repro fixture", description=main.__doc__)
+    p.add_argument("task", nargs="?", help="task name, e.g. glue/rte")
+    p.add_argument("directory", nargs="?")
+    p.add_argument("--n-train", type=int, default=64)
+    p.add_argument("--n-eval", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fmt", choices=FORMATS, default="jsonl")
+    p.add_argument("--list", action="store_true", help="print every task name and exit")
+    args = p.parse_args(argv)
+    if args.list:
+        print("\n".join(fixture_tasks()))
+        return 0
+    if not (args.task and args.directory):
+        p.error("TASK and DIRECTORY are required (or --list)")
+    for split, path in write_fixture(args.task, args.directory, args.n_train, args.n_eval, args.seed,
+                                     args.fmt).items():
+        print(f"{split}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
