@@ -81,3 +81,13 @@ def test_merge_split_metrics_keeps_main_split_keys():
                                     "validation_mismatched": {"accuracy": 86.9}})
     assert merged == {"accuracy": 87.5, "validation_mismatched/accuracy": 86.9}
     assert t.main_metric in merged
+
+
+@pytest.mark.parametrize("name,main", [("glue/mnli", "accuracy"), ("glue/cola", "matthews"), ("glue/stsb", "pearson"),
+                                       ("glue/mrpc", "accuracy"), ("e2e", "BLEU"), ("wikisql", "lf_accuracy"),
+                                       ("samsum", "rouge1"), ("gpt2/mnli", "accuracy")])
+def test_headline_metrics_follow_the_paper(name, main):
+    t = get_task(name)
+    assert t.main_metric == main
+    if name.startswith("glue/"):
+        assert t.metrics[0] == main

@@ -23,6 +23,7 @@ removed (an approximation of the Java PTB tokenizer pycocoevalcap calls).
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -139,10 +140,12 @@ class _NoWordNet:
         return []
 
 
+@functools.lru_cache(maxsize=1)
 def _wordnet():
+    """NLTK's WordNet when its corpus is installed (first access loads it), else the stand-in."""
     try:
         from nltk.corpus import wordnet
-        wordnet.ensure_loaded()
+        wordnet.synsets("dog")
         return wordnet
     except LookupError:
         return _NoWordNet()

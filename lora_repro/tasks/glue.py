@@ -34,15 +34,9 @@ class GlueTask(Task):
     hub_path = "nyu-mll/glue"
     kind = "classification"
     text_columns: ClassVar[tuple[str, ...]]
-    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)   # main_metric first
-    prompt_suffix: ClassVar[str] = "label:"
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "metrics" in cls.__dict__ and "main_metric" not in cls.__dict__:
-            cls.main_metric = cls.metrics[0]
-
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)   # what compute_metrics returns; main_metric first
     main_metric = "accuracy"
+    prompt_suffix: ClassVar[str] = "label:"
 
     # encoders
     def text_pair(self, example: dict) -> tuple[str, str | None]:
@@ -128,6 +122,7 @@ class CoLA(GlueTask):
     text_columns = ("sentence",)
     label_names = ("unacceptable", "acceptable")
     metrics = ("matthews",)
+    main_metric = "matthews"
 
 
 @register
@@ -166,6 +161,7 @@ class STSB(GlueTask):
     columns = ("sentence1", "sentence2", "label", "idx")
     text_columns = ("sentence1", "sentence2")
     metrics = ("pearson", "spearman")
+    main_metric = "pearson"
     prompt_suffix = "score:"
 
 
