@@ -111,3 +111,10 @@ COCO_REFS = [["the vaults is a pub by the river with cheap prices",
 def test_cider_and_rouge_l_match_pycocoevalcap():
     assert cider(COCO_PREDS, COCO_REFS) == pytest.approx(3.571000373244811, rel=1e-12)
     assert rouge_l(COCO_PREDS, COCO_REFS) == pytest.approx(66.75560125194123, rel=1e-12)
+
+
+def test_empty_and_short_outputs_stay_in_range():
+    m = e2e_metrics(["", "a pub ."], [["the pub"], ["a pub .", "x"]])
+    assert 0.0 <= m["BLEU"] <= 100.0 and 0.0 <= m["METEOR"] <= 100.0 and 0.0 <= m["ROUGE-L"] <= 100.0
+    assert m["NIST"] >= 0.0 and m["CIDEr"] >= 0.0
+    assert bleu([""], [["the pub"]]) == pytest.approx(0.0, abs=1e-6)

@@ -82,7 +82,9 @@ def _prepare(predictions: Sequence[str], references: Sequence[Sequence[str]], to
 # --- BLEU and NIST (pymteval) -----------------------------------------------------------------
 
 def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 4) -> float:
-    """Corpus BLEU ×100; zero counts are floored at 1e-15 (as pymteval) so BLEU stays defined."""
+    """Corpus BLEU ×100; zero counts are floored at 1e-15 (as pymteval) so BLEU stays defined.
+    An output shorter than n has no n-grams (pymteval adds a negative count there, which can push
+    its BLEU above 100 when outputs are empty; mteval and NLTK count zero, as here)."""
     hyps, refs = _prepare(predictions, references, mteval_tokenize)
     hits, totals, ref_len = [0] * max_n, [0] * max_n, 0
     for hyp, rs in zip(hyps, refs):
@@ -90,7 +92,7 @@ def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n:
             h = _ngrams(hyp, n)
             merged = _max_ref_counts(rs, n)
             hits[n - 1] += sum(min(c, merged[g]) for g, c in h.items())
-            totals[n - 1] += len(hyp) - n + 1
+            totals[n - 1] += max(0, len(hyp) - n + 1)
         ref_len += len(min(rs, key=lambda r: (abs(len(r) - len(hyp)), len(r))))
     cand_len = totals[0]
     bp = 1.0 if cand_len > ref_len else math.exp(1.0 - ref_len / (cand_len or 1e-5))
@@ -111,7 +113,7 @@ def nist(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n:
     avg_ref_len = 0.0
     for hyp, rs in zip(hyps, refs):
         for n in range(1, max_n + 1):
-            totals[n - 1] += len(hyp) - n + 1
+            totals[n - 1] += max(0, len(hyp) - n + 1)
             merged = _max_ref_counts(rs, n)
             for g, c in _ngrams(hyp, n).items():
                 if merged[g]:
