@@ -145,7 +145,8 @@ def fixture_rows(task: Task, split: str, n: int, seed: int = 0) -> list[dict]:
 
 def write_fixture(task_name: str, directory: str | Path, n_train: int = 64, n_eval: int = 32, seed: int = 0,
                   fmt: str = "jsonl") -> dict[str, Path]:
-    """Write `<split>.<fmt>` for the train split and every eval split; returns {split: path}."""
+    """Write `<split>.<fmt>` for the train split and every eval split; returns {split: path}.
+    Counts are rows: E2E eval rows come three references per MR, its train rows one per MR."""
     task = get_task(task_name)
     if fmt not in FORMATS:
         raise TaskConfigError(f"fixture format {fmt!r} is not one of {list(FORMATS)}")
