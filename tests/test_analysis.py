@@ -7,9 +7,19 @@ import torch
 
 from lora_repro.analysis import AnalysisError
 from lora_repro.analysis.adapters import LoraFactor, layer_index, lora_factors
-from lora_repro.analysis.amplification import amplification, low_rank_svd, paper_rows, projection_norm, top_directions
+from lora_repro.analysis.amplification import (amplification, low_rank_svd, paper_rows, projection_norm,
+                                               random_directions, top_directions)
 from lora_repro.analysis.rank import paper_rank_table, rank_table, select_rank, target_set
 from lora_repro.analysis.subspace import phi, random_baseline, right_singular_basis, subspace_similarity
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny matrices only lose to thread hand-offs (by 100x on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _orthonormal(d, k, seed):
@@ -73,17 +83,7 @@ def _planted_problem(d=32, k=3, n=128, seed=0):
 
 
 def _train_lora(W0, X, Y, r, steps=250, seed=1):
-    """A [r, d] small Gaussian, B [d, r] zero (the paper's init), Adam on MSE of y = (W0 + BA) x.
-    One thread: tiny matmuls only lose to thread hand-offs, badly so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _adam_lora(W0, X, Y, r, steps, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _adam_lora(W0, X, Y, r, steps, seed):
+    """A [r, d] small Gaussian, B [d, r] zero (the paper's init), Adam on MSE of y = (W0 + BA) x."""
     torch.manual_seed(seed)
     d = W0.shape[0]
     A = torch.nn.Parameter(0.01 * torch.randn(r, d))
@@ -150,6 +150,20 @@ def test_low_rank_svd_matches_full_svd_and_w_directions_cover_w_at_full_rank():
     W = torch.randn(12, 9, generator=g)
     full = LoraFactor(0, "q", "m.layer.0", A=torch.randn(9, 9, generator=g), B=torch.randn(12, 9, generator=g))
     assert amplification(W, full, 1.0)["proj_W"] == pytest.approx(float(torch.linalg.matrix_norm(W)), rel=1e-6)
+
+
+def test_random_directions_are_orthonormal_nested_and_project_like_random_singular_vectors():
+    U8, V8 = random_directions((40, 24), 8, seed=3)
+    U2, V2 = random_directions((40, 24), 2, seed=3)
+    assert torch.allclose(U8.T @ U8, torch.eye(8, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(U8[:, :2].abs(), U2.abs()) and torch.allclose(V8[:, :2].abs(), V2.abs())
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(40, 24, generator=g, dtype=torch.float64) + 3.0                 # a W with a dominant direction
+    haar = [projection_norm(W, *random_directions((40, 24), 4, seed=s)) ** 2 for s in range(200)]
+    svd = [projection_norm(W, *top_directions(torch.randn(40, 24, generator=g), 4)) ** 2 for _ in range(200)]
+    expected = float(torch.linalg.matrix_norm(W)) ** 2 * 16 / (40 * 24)          # E||UᵀWV||² for Haar U, V
+    assert sum(haar) / 200 == pytest.approx(expected, rel=0.1)
+    assert sum(svd) / 200 == pytest.approx(expected, rel=0.1)
 
 
 def test_paper_table7_rows_reproduce_the_stated_factors():

@@ -9,7 +9,8 @@ singular vectors (``Vh`` of ``torch.linalg.svd``) that is ``U^⊤ W Vh^⊤`` = `
 - ΔW directions: a small projection next to a large ||ΔW||_F means ΔW amplifies directions that
   W does not emphasise; amplification factor = ||ΔW||_F / ||U_ΔW^⊤ W V_ΔW||_F (21.5 for GPT-3 at r=4).
 - W directions: ||U_W^⊤ W V_W||_F = sqrt(σ_1² + ... + σ_r²) of W (the largest any r × r projection can be).
-- Random directions: about ||W||_F · r / sqrt(d_out · d_in), the "no relation" reference.
+- Random directions (of a Gaussian matrix): about ||W||_F · r / sqrt(d_out · d_in), the "no
+  relation" reference.
 
 ΔW = (alpha / r) · B A is at most rank r, so its SVD is taken exactly from QR factors of B and A^⊤
 (an r × r SVD); only W needs a full SVD (its singular values).
@@ -69,9 +70,16 @@ def amplification(W: torch.Tensor, factor: LoraFactor, scale: float, *, random_d
 
 
 def random_directions(shape: tuple[int, int], r: int, seed: int = 0):
-    """Top-r singular directions of a seeded Gaussian matrix of ``shape``."""
-    g = torch.Generator().manual_seed(seed)
-    return top_directions(torch.randn(*shape, generator=g, dtype=torch.float64), r)
+    """Top-r singular directions of a random Gaussian matrix of ``shape``, drawn directly: a Gaussian
+    matrix's singular vectors are uniformly (Haar) distributed and U is independent of V, so the
+    orthonormalised columns of two Gaussian [d, r] draws have exactly their distribution without a
+    d × d SVD. Rows are drawn first, so the directions for r are the first r of those for any larger r."""
+    d_out, d_in = shape
+    draws = []
+    for i, d in enumerate((d_out, d_in)):
+        g = torch.Generator().manual_seed(seed * 2 + i)
+        draws.append(torch.linalg.qr(torch.randn(r, d, generator=g, dtype=torch.float64).T)[0])
+    return draws[0], draws[1]
 
 
 class BaseWeights:
@@ -139,10 +147,10 @@ def run_amplification(run: LoraRun, base: BaseWeights, *, layers: list[int] | No
         if (layers is not None and layer not in layers) or (targets is not None and target not in targets):
             continue
         W = base.weight(factor)
-        shape = tuple(W.shape)
-        if shape not in random_cache:
-            random_cache[shape] = random_directions(shape, min(shape), seed)
-        row = amplification(W, factor, run.scale, random_dirs=random_cache[shape],
+        key = (tuple(W.shape), factor.r)
+        if key not in random_cache:
+            random_cache[key] = random_directions(key[0], factor.r, seed)
+        row = amplification(W, factor, run.scale, random_dirs=random_cache[key],
                             w_singular_values=base.singular_values(factor))
         rows.append({"run": run.label, "base_model": base.source, "alpha": run.alpha, "layer": layer,
                      "target": target, **row})
