@@ -137,7 +137,7 @@ def test_amplification_cli_matches_a_direct_computation(tmp_path, roberta_base):
     assert float(row["amplification"]) == pytest.approx(float(torch.linalg.matrix_norm(dW)) / proj, rel=1e-6)
     assert float(row["proj_random"]) < float(row["proj_W"])
     md = (out / "amplification.md").read_text()
-    assert "GPT-3 175B" in md and "| rank2 | 1 of 3 | q | 2 |" in md
+    assert "GPT-3 175B" in md and "| rank2 | 1 (of 3) | q | 2 |" in md
     # an explicit --base overrides, and a base that cannot load says what to do
     (runs[0] / "adapter_config.json").write_text(json.dumps({"name": "lora", "r": 2, "alpha": 4,
                                                              "base_model": "gpt3-175b-shape"}))

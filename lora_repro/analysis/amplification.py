@@ -92,8 +92,12 @@ class BaseWeights:
 
     def __init__(self, source: str | Path):
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
         self.source = str(source)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a checkpoint with a task head loads into AutoModel with "unexpected" keys
+        hf_logging.disable_progress_bar()
         try:
             self.model = AutoModel.from_pretrained(self.source)
         except Exception as e:  # noqa: BLE001 -- any loading failure gets the same advice
@@ -101,6 +105,9 @@ class BaseWeights:
                 f"cannot load the pretrained weights of base model {self.source!r} "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Offline, only a local "
                 f"checkpoint directory loads, and a model-config name has no weights: pass --base PATH") from e
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            hf_logging.enable_progress_bar()
         self._singular_values: dict[tuple[str, str], torch.Tensor] = {}
 
     def _module(self, module_path: str):
@@ -152,7 +159,8 @@ def run_amplification(run: LoraRun, base: BaseWeights, *, layers: list[int] | No
             random_cache[key] = random_directions(key[0], factor.r, seed)
         row = amplification(W, factor, run.scale, random_dirs=random_cache[key],
                             w_singular_values=base.singular_values(factor))
-        rows.append({"run": run.label, "base_model": base.source, "alpha": run.alpha, "layer": layer,
+        rows.append({"run": run.label, "base_model": base.source, "alpha": run.alpha,
+                     "layer": layer, "n_layers": len(run.layers),
                      "target": target, **row})
     if not rows:
         raise AnalysisError(f"run {run.label!r}: no adapted matrix left after --layers {layers} --targets "
@@ -198,7 +206,7 @@ def table7_markdown(rows: list[dict], table_layer: int | None = None, with_paper
         if not at:
             raise AnalysisError(f"run {run!r} target {target!r} has no layer {layer}; its layers: {layers}")
         x, amps = at[0], [r["amplification"] for r in group]
-        lines.append(f"| {run} | {layer} of {len(layers)} | {target} | {x['r']} | {x['proj_dW']:.3g} | "
+        lines.append(f"| {run} | {layer} (of {x['n_layers']}) | {target} | {x['r']} | {x['proj_dW']:.3g} | "
                      f"{x['proj_W']:.3g} | {x['proj_random']:.3g} | {x['norm_W_F']:.3g} | {x['norm_dW_F']:.3g} | "
                      f"{x['amplification']:.3g} | {sum(amps) / len(amps):.3g} [{min(amps):.3g}, {max(amps):.3g}] |")
     return "\n".join(lines) + "\n"

@@ -69,7 +69,8 @@ def cmd_subspace(args) -> int:
             rows += grid_rows(rand, source="random", layer="", target=target)
         written.append(heatmap_grid(
             panels, Path(args.out) / f"{stem}_{target}.png", ylabel=ylabel, xlabel=xlabel,
-            title=f"φ(A_{{{run_a.label}}}, A_{{{run_b.label}}}, i, j): right-singular subspaces of A, W_{target}"))
+            title=f"φ(A1, A2, i, j), A1 of {run_a.label}, A2 of {run_b.label}: top-i vs top-j right-singular "
+                  f"vectors of A, target W_{target}"))
     written.insert(0, write_csv(Path(args.out) / f"{stem}.csv", rows))
     print(f"normalized subspace similarity {run_a.label} (r={run_a.r}) vs {run_b.label} (r={run_b.r})")
     print(f"{'layer':>5} {'target':>6} {'phi(1,1)':>9} {'phi(1,r2)':>9} {'phi(r1,r2)':>10} {'mean':>7}")
@@ -100,7 +101,8 @@ def cmd_amplification(args) -> int:
     md = table7_markdown(rows, args.table_layer, with_paper=not args.no_paper)
     md_path = Path(args.out) / f"{stem}.md"
     md_path.write_text("Paper Table 7: ||UᵀWVᵀ||_F with U, V the top-r singular directions of ΔW, of W, or of "
-                       "a random matrix; amplification factor = ||ΔW||_F / ||UᵀWVᵀ||_F (ΔW directions).\n\n" + md)
+                       "a random matrix; amplification factor = ||ΔW||_F / ||UᵀWVᵀ||_F (ΔW directions). Layers are 0-based; the "
+                       "paper's factors are recomputed from its rounded norms (its text says 21.5 and 'around 2').\n\n" + md)
     print(md)
     print(f"wrote {csv_path}\nwrote {md_path}")
     return 0
@@ -110,6 +112,8 @@ def cmd_rank(args) -> int:
     from .. import records
     from .rank import paper_rank_table, rank_markdown, rank_table
 
+    if not records.runs_dir(args.results).is_dir():
+        raise AnalysisError(f"no run records: {records.runs_dir(args.results)} does not exist (use --results DIR)")
     good, bad = records.load_records(args.results)
     for path, why in bad:
         print(f"skipping {path}: {why}", file=sys.stderr)
@@ -127,7 +131,7 @@ def cmd_rank(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lora-repro analyze", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="lora-repro analyze", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{subspace,amplification,rank}")
 

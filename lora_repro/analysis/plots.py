@@ -44,8 +44,8 @@ def heatmap_grid(panels: list[tuple[str, torch.Tensor]], path: str | Path, *, yl
 
 
 def _ticks(n: int) -> list[int]:
-    """1-based ticks: every index when few, else powers of two and the last (r is usually 1, 2, 4, 8, 64)."""
+    """1-based ticks: every index when few, else 1 and multiples of a power-of-two step (~8 ticks)."""
     if n <= 8:
         return list(range(1, n + 1))
-    ticks = [1] + [2 ** k for k in range(1, int(math.log2(n)) + 1)]
-    return sorted(set(ticks + [n]))
+    step = 2 ** math.ceil(math.log2(n / 8))
+    return sorted({1, *range(step, n + 1, step), n})
