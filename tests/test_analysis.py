@@ -188,6 +188,7 @@ def test_rank_selection_on_hand_made_records():
     recs += [_rec(8, v, s) for s, v in enumerate([0.755, 0.756])]                  # median 75.55
     recs += [_rec(8, 0.99, 9, method="ft"), _rec(1, 0.99, 9, status="failed")]     # ignored
     recs += [_rec(r, v, 0, targets=("v", "q", "k", "o")) for r, v in [(1, 0.9), (8, 0.9)]]
+    recs[-1]["method"] = {"name": "lora", "r": 8}                                    # method as its config
     rows, skipped = rank_table(recs, tolerance=0.5)
     assert not skipped
     by = {row["targets"]: row for row in rows}

@@ -84,6 +84,12 @@ def _target_order(t: str) -> tuple[int, str]:
     return (order.index(t) if t in order else len(order), t)
 
 
+def method_name(record: dict) -> str | None:
+    """A record's method name, whether stored as a name or as the method's config mapping."""
+    method = record.get("method")
+    return method.get("name") if isinstance(method, dict) else method
+
+
 def layer_index(module_path: str) -> int:
     """The block index in a module path (``...layer.3...`` for encoders, ``...h.3...`` for GPT-2)."""
     m = _LAYER.search(module_path)
@@ -176,8 +182,8 @@ def load_run(spec: str | Path, results_dir: str | Path = "results") -> LoraRun:
         candidates = (_adapter_dir_of_record(record, results_dir) if record
                       else [results_dir / "checkpoints" / str(spec) / "adapter"])
     label = str((record or {}).get("run_id") or spec)
-    if record and record.get("method") not in (None, "lora"):
-        raise AnalysisError(f"run {label!r} is a {record['method']!r} run, not a LoRA run")
+    if record and method_name(record) not in (None, "lora"):
+        raise AnalysisError(f"run {label!r} is a {method_name(record)!r} run, not a LoRA run")
     for c in candidates:
         if c.is_dir():
             return load_adapter_dir(c, label=label, record=record)

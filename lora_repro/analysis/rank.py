@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
-from .adapters import AnalysisError
+from .adapters import AnalysisError, method_name
 
 PAPER_TABLE6 = Path(__file__).resolve().parent.parent / "paper_data" / "table6_rank.csv"
 _TARGET_ORDER = {"q": 0, "k": 1, "v": 2, "o": 3}
@@ -39,7 +39,7 @@ def lora_results(records: list[dict]) -> tuple[dict[tuple[str, str, str], dict[i
     metric_names: dict[tuple[str, str, str], str] = {}
     skipped = []
     for rec in records:
-        if rec.get("status") != "finished" or rec.get("method") != "lora":
+        if rec.get("status") != "finished" or method_name(rec) != "lora":
             continue
         name = rec.get("main_metric")
         value = (rec.get("metrics") or {}).get(name)
