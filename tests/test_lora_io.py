@@ -54,6 +54,8 @@ def test_round_trip(tmp_path, model_type, cfg):
     again = tiny_model(model_type)
     assert apply_adapter(again, tmp_path).config == report.config
     assert torch.equal(outputs(again, model_type), expected)
+    save_adapter(again, tmp_path / "again", config, base_model_name="tiny")  # a loaded config saves as is
+    assert load_adapter_config(tmp_path / "again") == config
 
 
 def test_head_is_saved_and_file_is_small(tmp_path):
@@ -83,6 +85,11 @@ def test_wrong_config_is_a_clear_error(tmp_path):
     with pytest.raises(AdapterLoadError, match=r"missing 6 .*lora_A\.k.*unexpected 6 .*lora_A\.v"):
         load_adapter(other_targets, tmp_path)
     assert all(torch.equal(v, before[k]) for k, v in other_targets.state_dict().items())
+
+    other_alpha = tiny_model("bert")
+    apply_method(other_alpha, {"name": "lora", "r": 4, "alpha": 16})
+    with pytest.raises(AdapterLoadError, match=r"has alpha=8; the model's LoRA layers have alpha=\[16\]"):
+        load_adapter(other_alpha, tmp_path)
 
     with pytest.raises(AdapterLoadError, match="missing"):
         load_adapter(tiny_model("bert"), tmp_path)  # apply_method was not called: only the head trains

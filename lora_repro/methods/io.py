@@ -40,6 +40,8 @@ def save_adapter(model: nn.Module, directory: str | Path, method_config: Any,
     """Write `adapter.safetensors` (trainable tensors only) and `adapter_config.json` into `directory`."""
     if isinstance(method_config, MethodReport):
         method_config = method_config.config
+    if isinstance(method_config, dict):  # e.g. a loaded adapter config, base_model included
+        method_config = method_config_of(method_config)
     cls, options = resolve_config(method_config)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,7 @@ def load_adapter_config(directory: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def method_config(adapter_config: dict) -> dict:
+def method_config_of(adapter_config: dict) -> dict:
     """The part of an adapter config that `apply_method` takes."""
     return {k: v for k, v in adapter_config.items() if k not in NON_METHOD_KEYS}
 
@@ -69,8 +71,13 @@ def load_adapter(model: nn.Module, directory: str | Path) -> dict:
     Returns the adapter config.
     """
     config = load_adapter_config(directory)
-    if any(layer.merged for _, layer in lora_layers(model)):
+    layers = [layer for _, layer in lora_layers(model)]
+    if any(layer.merged for layer in layers):
         raise AdapterLoadError("the model's LoRA weights are merged; call unmerge_lora(model) before loading")
+    if config.get("name") == "lora" and any(layer.alpha != config["alpha"] for layer in layers):
+        # a different alpha changes the scale alpha/r silently: the shapes would still fit
+        raise AdapterLoadError(f"adapter in {directory} has alpha={config['alpha']!r}; the model's LoRA layers "
+                               f"have alpha={sorted({layer.alpha for layer in layers})}")
     saved = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
     expected = trainable_tensors(model)
     missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
@@ -78,7 +85,7 @@ def load_adapter(model: nn.Module, directory: str | Path) -> dict:
         raise AdapterLoadError(
             f"adapter in {directory} does not match the model's trainable parameters: "
             f"missing {len(missing)} {missing[:5]}, unexpected {len(unexpected)} {unexpected[:5]}; "
-            f"was apply_method called with the adapter's config {method_config(config)}?")
+            f"was apply_method called with the adapter's config {method_config_of(config)}?")
     wrong = [f"{k}: saved {tuple(saved[k].shape)}, model {tuple(p.shape)}"
              for k, p in expected.items() if saved[k].shape != p.shape]
     if wrong:
@@ -91,6 +98,6 @@ def load_adapter(model: nn.Module, directory: str | Path) -> dict:
 
 def apply_adapter(model: nn.Module, directory: str | Path) -> MethodReport:
     """Apply the adapter's method to a fresh base model, then load its tensors."""
-    report = apply_method(model, method_config(load_adapter_config(directory)))
+    report = apply_method(model, method_config_of(load_adapter_config(directory)))
     load_adapter(model, directory)
     return report

@@ -128,7 +128,7 @@ def lora_to_plain(model: nn.Module) -> nn.Module:
     """Merge, then put the original base modules back in place of the wrappers (in place).
 
     The result is a plain transformers model (`save_pretrained` / `from_pretrained` as usual) whose outputs
-    equal the LoRA model's up to float rounding of the merge.
+    equal the LoRA model's up to float rounding of the merge (tested: max |diff| <= 1e-5 * max |output| in fp32).
     """
     for name, layer in lora_layers(model):
         layer.merge()

@@ -93,7 +93,8 @@ def export_to_peft(model: nn.Module, directory: str | Path, base_model_name_or_p
         if patterns.setdefault(pattern, (rank, lora_alpha)) != (rank, lora_alpha):
             raise ValueError(f"export_to_peft: modules matching {pattern!r} have different ranks or scales")
 
-    heads = sorted({n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad and is_head_param(model, n)})
+    heads = sorted({n.split(".")[0] for n, p in model.named_parameters()
+                    if p.requires_grad and is_head_param(model, n)})
     for head in heads:
         for key, value in model.get_submodule(head).state_dict().items():
             tensors[f"{PREFIX}{head}.{key}"] = value.detach().contiguous()
