@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 
 from lora_repro import records
@@ -30,14 +29,6 @@ SETUPS = {
                                                       "trainer.epochs=1", "trainer.label_smoothing=0.1",
                                                       "trainer.max_grad_norm=null"]),
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def overrides(tmp_path, setup, method):

@@ -13,15 +13,6 @@ from lora_repro.train.features import IGNORE, collate, encode_decoder, epoch_ord
 from lora_repro.train.loop import token_loss
 from lora_repro.train.optim import linear_schedule, make_optimizer, no_decay
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is ~10x faster than oversubscribing."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 PEFT = "lora" if "lora" in METHODS else "bitfit"   # lora once the lora branch is merged
 
 
