@@ -281,6 +281,8 @@ def run(cfg: Any) -> dict | None:
             if wb:
                 wb.finish_with(rec)
         raise
+    finally:
+        dist_mod.teardown()
     if result.interrupted:
         log.warning("run %s stopped after %d steps (stop_after_steps); re-run the same command to resume",
                     v.run_id, result.steps)

@@ -138,3 +138,18 @@ def test_app_reports_config_errors_and_unknown_groups_without_running(tmp_path):
     assert not (tmp_path / "results" / "checkpoints").exists()
     out = app(["model=roberta-huge", "logger=none"])
     assert out.returncode != 0 and "model/roberta-huge" in out.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_write_one_record(tmp_path):
+    """DDP through torchrun (gloo on CPU): each rank trains on half the data, only rank 0 writes."""
+    args = overrides(tmp_path, "glue", "lora") + ["logger=none"]
+    environ = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          str(REPO / "experiments" / "train.py"), *args], cwd=REPO, env=environ,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (rec,), bad = records.load_records(tmp_path / "results")
+    assert not bad and rec["status"] == "finished"
+    # 32 examples, batch 8, 2 epochs: 4 steps per epoch on one process, 2 per rank on two
+    assert rec["steps"] == 4

@@ -2,6 +2,7 @@
 one process per GPU, WORLD_SIZE/RANK/LOCAL_RANK from the launcher. Only rank 0 evaluates and writes."""
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -26,7 +27,10 @@ def setup() -> Dist:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # rank 0 evaluates alone (beam search over a whole test set can take long) while the others
+        # wait at a barrier: allow for it.
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                             timeout=datetime.timedelta(hours=6))
     return Dist(rank=int(os.environ.get("RANK", "0")), world=world, device=device)
 
 
@@ -39,6 +43,11 @@ def wrap(model, dist: Dist):
 
 def unwrap(model):
     return getattr(model, "module", model)
+
+
+def teardown() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def barrier(dist: Dist) -> None:
