@@ -73,6 +73,8 @@ def _check_trainer(t: Mapping) -> None:
     _check(_number(wr) and 0 <= wr < 1, "trainer.warmup_ratio", wr, "a number in [0, 1)")
     ws = t.get("warmup_steps", 0) or 0
     _check(isinstance(ws, int) and ws >= 0, "trainer.warmup_steps", ws, "an integer >= 0 (0: use warmup_ratio)")
+    _check(t.get("eval_epochs", "all") in ("all", "last"), "trainer.eval_epochs", t.get("eval_epochs"),
+           "'all' (evaluate every epoch, keep the best) or 'last'")
     ls = t.get("label_smoothing", 0.0) or 0.0
     _check(_number(ls) and 0 <= ls < 1, "trainer.label_smoothing", ls, "a number in [0, 1)")
     mg = t.get("max_grad_norm")
@@ -132,6 +134,10 @@ def validate(cfg: Any) -> ValidatedRun:
     if not decoder and task.kind not in ("classification", "regression"):
         raise RunConfigError(f"task={task.name!r} is a {task.kind} task: it needs a decoder-only model "
                              f"(e.g. model=gpt2-medium), not model={config['model'].get('name')!r}")
+    if decoder and task.kind != "generation":
+        raise RunConfigError(f"task={task.name!r} is a {task.kind} task: it needs an encoder model "
+                             f"(e.g. model=roberta-base), not the decoder-only model={config['model'].get('name')!r}; "
+                             "GPT-2 takes generation tasks (e2e, wikisql, samsum, gpt2/mnli)")
     try:
         method_cls, options = resolve_config(config["method"])
         model = meta_model(mconf, task, decoder)

@@ -153,3 +153,11 @@ def test_torchrun_two_cpu_processes_write_one_record(tmp_path):
     assert not bad and rec["status"] == "finished"
     # 32 examples, batch 8, 2 epochs: 4 steps per epoch on one process, 2 per rank on two
     assert rec["steps"] == 4
+
+
+def test_decoder_model_on_an_encoder_task_and_bad_eval_epochs(tmp_path):
+    with pytest.raises(RunConfigError, match="needs an encoder model"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["model=tiny-gpt2"]))
+    with pytest.raises(RunConfigError, match="trainer.eval_epochs='some' is invalid"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["trainer.eval_epochs=some"]))
+    validate(compose_cfg(overrides(tmp_path, "e2e", "lora") + ["trainer=gpt2_e2e"]))

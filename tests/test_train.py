@@ -141,3 +141,9 @@ def test_method_init_from_loads_the_adapter_body_not_the_head(tmp_path):
     assert head and not all(torch.equal(params[k], saved[k]) for k in head)   # the head starts fresh
     with pytest.raises(RunConfigError, match="method_init_from="):
         validate(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", f"method_init_from={tmp_path}")))
+
+
+def test_eval_epochs_last_evaluates_once(tmp_path):
+    rec = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", "trainer.eval_epochs=last",
+                                        "trainer.epochs=3")))
+    assert [h["epoch"] for h in rec["history"]] == [3] and rec["metrics"]["best_epoch"] == 3

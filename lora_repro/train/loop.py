@@ -2,9 +2,9 @@
 
 AdamW on the trainable parameters, linear warmup/decay, clipping, label smoothing, fp32/bf16/fp16
 autocast, gradient accumulation, dynamic padding, evaluation after every epoch with the paper's
-best-epoch rule, and a checkpoint after every epoch (or every N steps) from which a killed run resumes
-to exactly the same result: the data order is a function of (seed, epoch), and the RNG, optimizer and
-scheduler states travel in the checkpoint.
+best-epoch rule (or once at the end: `eval_epochs: last`), and a checkpoint after every epoch (or
+every N steps) from which a killed run resumes to exactly the same result: the data order is a
+function of (seed, epoch), and the RNG, optimizer and scheduler states travel in the checkpoint.
 """
 from __future__ import annotations
 
@@ -198,7 +198,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                 bar.close()
                 return result(interrupted=True)
         # --- end of epoch: evaluate, keep the best, checkpoint --------------------------------------
-        if dist.main:
+        evaluate_now = _opt(cfg, "eval_epochs", "all") == "all" or epoch + 1 == epochs
+        if dist.main and evaluate_now:
             eval_model = dist_mod.unwrap(ddp_model)
             per_split = {}
             for s in splits:
