@@ -130,6 +130,9 @@ def validate(cfg: Any) -> ValidatedRun:
         mconf = model_config(config["model"])
     except ModelConfigError as e:
         raise RunConfigError(str(e)) from None
+    except OSError as e:  # a hub id without network / cache, or a local dir without config.json
+        raise RunConfigError(f"model.pretrained={config['model'].get('pretrained')!r}: cannot load its config "
+                             f"(no network and not in the Hugging Face cache, or not a checkpoint dir): {e}") from None
     decoder = is_decoder_only(mconf)
     if not decoder and task.kind not in ("classification", "regression"):
         raise RunConfigError(f"task={task.name!r} is a {task.kind} task: it needs a decoder-only model "

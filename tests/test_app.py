@@ -161,3 +161,10 @@ def test_decoder_model_on_an_encoder_task_and_bad_eval_epochs(tmp_path):
     with pytest.raises(RunConfigError, match="trainer.eval_epochs='some' is invalid"):
         validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["trainer.eval_epochs=some"]))
     validate(compose_cfg(overrides(tmp_path, "e2e", "lora") + ["trainer=gpt2_e2e"]))
+
+
+def test_unreachable_pretrained_model_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RunConfigError, match="model.pretrained='/no/such/checkpoint': cannot load its config"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["model=roberta-base",
+                                                                  "model.pretrained=/no/such/checkpoint"]))
