@@ -225,3 +225,10 @@ def test_a_prefixed_model_survives_deepcopy():
     with torch.no_grad():
         twin.transformer.prefix_tuning.tokens.add_(1.0)
         assert not torch.allclose(twin(**batch).logits, model(**batch).logits)
+
+
+def test_forward_signature_names_infix_position():
+    import inspect
+    model, _ = _prefixed("gpt2", "prefix_embed")
+    params = inspect.signature(model.forward).parameters
+    assert "infix_position" in params and "input_ids" in params and "labels" in params

@@ -24,6 +24,9 @@ The model is changed in place so that callers pass their usual batches:
   base model does. A forward call with a non-empty `past_key_values` is refused (the inserted
   tokens would be counted twice); `generate` handles the cache itself.
 
+Deep copies work; pickling a whole prefixed model does not keep the patched forward, so save
+the `prefix_tuning.tokens` tensor (the adapter-only checkpoint) and re-apply the method instead.
+
 Initialisation: each inserted token starts from the input embedding of a random vocabulary token
 (common practice for prompt tuning); prefix_layer starts every layer from that same embedding.
 Parameters live under the body (`transformer.prefix_tuning.tokens`,
@@ -178,7 +181,9 @@ def _prefix_generate(self: nn.Module, input_ids: torch.Tensor | None = None, att
     """Generate with the prefix first and the infix after the prompt; returns [input_ids, new tokens]."""
     prefix = _prefix_module(self)
     if input_ids is None:
-        raise ValueError("prefix methods: generate needs input_ids")
+        input_ids = kwargs.pop("inputs", None)
+    if input_ids is None or "inputs_embeds" in kwargs:
+        raise ValueError("prefix methods: generate needs input_ids (and builds inputs_embeds itself)")
     if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
         raise ValueError("prefix methods: generate needs left padding (the infix goes at the end of every prompt)")
     n = input_ids.shape[1]
@@ -214,11 +219,20 @@ def _replace_block_input(prefix: PrefixTokens, layer: int, block: nn.Module, arg
     return args, {**kwargs, "hidden_states": h}
 
 
-def _wrapping(impl, original):
-    """A fresh function running `impl` that carries `original`'s name and signature (generate inspects it)."""
+def _wrapping(impl, original, extra: tuple[str, ...] = ()):
+    """A fresh function running `impl` with `original`'s name and signature plus keyword-only `extra`
+    parameters (generate and the HF Trainer inspect the forward signature to pick inputs)."""
     def method(self, *args, **kwargs):
         return impl(self, *args, **kwargs)
-    return functools.update_wrapper(method, original)
+    functools.update_wrapper(method, original)
+    sig = inspect.signature(original)
+    params = list(sig.parameters.values())
+    var_kw = [p for p in params if p.kind is p.VAR_KEYWORD]
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in extra
+               if name not in sig.parameters] + var_kw
+    method.__signature__ = sig.replace(parameters=params)
+    return method
 
 
 class _PrefixMethod(Method):
@@ -249,7 +263,7 @@ class _PrefixMethod(Method):
             init = init[None].repeat(len(blocks(model)), 1, 1)
         prefix = PrefixTokens(init, cfg["prefix_len"], cfg["infix_len"], self.per_layer)
         base_model(model).prefix_tuning = prefix
-        model.forward = types.MethodType(_wrapping(_prefix_forward, type(model).forward), model)
+        model.forward = types.MethodType(_wrapping(_prefix_forward, type(model).forward, ("infix_position",)), model)
         if get_arch(model).decoder_only and hasattr(type(model), "generate"):
             model.generate = types.MethodType(_wrapping(_prefix_generate, type(model).generate), model)
         if self.per_layer:
