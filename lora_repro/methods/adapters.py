@@ -18,9 +18,9 @@ Placement (module names come from arch.py):
 
 Parameter count, the paper's |Θ| = L̂_Adpt·(2·d·r + r + d) + 2·L̂_LN·d: the LayerNorm term is the
 Adapter^L's own LayerNorm (weight and bias, 2·d). Houlsby et al. also train the block LayerNorms;
-the paper's counts leave them out (GPT-3 AdapterH r=1 -> 7.1M and r=8 -> 40.1M, RoBERTa-large
-r=64 -> 6.0M all match two adapters per block and no LayerNorm), so adapter_h trains only its
-adapters unless `train_layernorm=True`.
+the paper's counts leave them out (Table 15's GPT-3 AdapterH r=1, 4, 8, 16, 64 -> 7.1M, 21.2M,
+40.1M, 77.9M, 304.4M are exactly two adapters per block; the block LayerNorms would add 4.7M to
+each), so adapter_h trains only its adapters unless `train_layernorm=True`.
 """
 from __future__ import annotations
 
