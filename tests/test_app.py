@@ -168,3 +168,19 @@ def test_unreachable_pretrained_model_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(RunConfigError, match="model.pretrained='/no/such/checkpoint': cannot load its config"):
         validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["model=roberta-base",
                                                                   "model.pretrained=/no/such/checkpoint"]))
+
+
+ALL_METHODS = ["ft", "ft_top2", "bitfit", "adapter_h", "adapter_l", "adapter_p", "adapter_d", "prefix_embed",
+               "prefix_layer", "lora"]
+METHOD_ARGS = {"ft_top2": ["method.layers=1"], "adapter_d": ["method.drop=1"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setup,method", [("glue", m) for m in ALL_METHODS] +
+                         [("e2e", m) for m in ("adapter_h", "prefix_layer")])
+def test_every_method_trains_through_the_shared_trainer(tmp_path, setup, method):
+    args = overrides(tmp_path, setup, method) + METHOD_ARGS.get(method, []) + ["logger=none", "trainer.epochs=1"]
+    rec = run(compose_cfg(args))
+    assert rec["status"] == "finished" and rec["method_config"]["name"] == method
+    assert rec["metrics"]["train_loss"] > 0 and rec["main_metric"] in rec["metrics"]
+    assert 0 < rec["trainable_params"] <= rec["total_params"]
