@@ -4,7 +4,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-import toy_tasks
+from tests import toy_tasks
 from lora_repro import records
 from lora_repro.app import CONF_DIR
 from lora_repro.methods import METHODS
