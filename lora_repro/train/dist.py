@@ -35,6 +35,7 @@ def setup() -> Dist:
 
 
 def wrap(model, dist: Dist):
+    """DDP all-reduces gradients on every backward (also inside gradient accumulation: simple, correct)."""
     if dist.world == 1:
         return model
     from torch.nn.parallel import DistributedDataParallel
