@@ -136,7 +136,7 @@ def test_app_reports_config_errors_and_unknown_groups_without_running(tmp_path):
     out = app(overrides(tmp_path, "glue", "ft") + ["task.data_dir=/no/such/dir", "logger=none"])
     assert out.returncode == 2 and "config error: task.data_dir='/no/such/dir' is invalid" in out.stderr
     assert not (tmp_path / "results" / "checkpoints").exists()
-    out = app(["model=roberta-huge", "logger=none"])
+    out = app(["model=roberta-huge", "logger=none", f"results_dir={tmp_path / 'results'}"])
     assert out.returncode != 0 and "model/roberta-huge" in out.stderr
 
 
