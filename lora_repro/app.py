@@ -1,6 +1,12 @@
 """The Hydra app: `python experiments/train.py model=roberta-base task=glue/rte method=lora method.r=8 seed=1`
 (also `lora-repro train ...`). Configs live in the repository's `conf/` (next to this package in a checkout
-or an editable install)."""
+or an editable install).
+
+A single run that fails exits non-zero (2 for a config error). In a sweep (`-m`) a failed job writes its
+failure record and an outcome line, and returns normally so Hydra's launcher goes on with the next job;
+`lora_repro.sweep_guard.SweepGuard` (hydra.callbacks in conf/config.yaml) validates every job before the
+first starts and prints the done / skipped / failed summary at the end.
+"""
 from __future__ import annotations
 
 import logging
@@ -11,18 +17,55 @@ import hydra
 from omegaconf import DictConfig
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+log = logging.getLogger("lora_repro.app")
+
+try:  # the init_from_run resolver (lora_repro.sweep) must exist before Hydra composes
+    from .sweep import register_resolvers
+except ImportError:  # pragma: no cover - the sweep module is not merged yet
+    register_resolvers = None
+if register_resolvers is not None:
+    register_resolvers()
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
-    from .run import RunConfigError, run
+    from . import sweep_guard
+    from .run import Outcome, RunConfigError, execute
 
     logging.getLogger("lora_repro").setLevel(logging.INFO)
+    multirun = _in_multirun()
     try:
-        run(cfg)
+        outcome = execute(cfg)
     except RunConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        sys.exit(2)
+        for problem in e.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        if not multirun:
+            sys.exit(2)
+        outcome = Outcome("failed", error=f"config error: {'; '.join(e.problems)}")
+    except Exception as e:  # noqa: BLE001 - in a sweep every failure is recorded and the sweep goes on
+        if not multirun:
+            raise
+        log.exception("job failed; the sweep goes on with the next job")
+        outcome = _failed_outcome(cfg, e)
+    if multirun:
+        sweep_guard.write_outcome(outcome)
+
+
+def _failed_outcome(cfg, error: BaseException):
+    from . import records
+    from .run import Outcome, plain_config, run_id_of
+
+    config = plain_config(cfg)
+    run_id = run_id_of(config)
+    path = records.record_path(config.get("results_dir") or "results", run_id)
+    return Outcome("failed", run_id, None, str(path), f"{type(error).__name__}: {error}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,3 +54,12 @@ def teardown() -> None:
 def barrier(dist: Dist) -> None:
     if dist.world > 1:
         torch.distributed.barrier()
+
+
+def any_rank(flag: bool, dist: Dist) -> bool:
+    """True on every rank when it is true on any (one all-reduce of a scalar; free on one process)."""
+    if dist.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=dist.device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())

@@ -37,8 +37,18 @@ class FitResult:
     train_wall_s: float
     peak_memory_bytes: int
     peak_memory_kind: str
-    interrupted: bool = False          # stopped by stop_after_steps; resume to finish
+    interrupted: bool = False          # stopped early; resume to finish
+    stop_reason: str | None = None     # "stop_after_steps" | "signal" (a preemption/stop signal)
     extra: dict = field(default_factory=dict)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/inf: training cannot recover from it, so the run stops and names the step."""
+
+    def __init__(self, value: float, step: int, epoch: int, batch: int):
+        super().__init__(f"loss is {value} at step {step} (epoch {epoch + 1}, micro-batch {batch + 1}); "
+                         "lower trainer.lr, set trainer.max_grad_norm, or use trainer.precision=fp32/bf16")
+        self.step = step
 
 
 def _opt(cfg: Mapping, key: str, default=None):
@@ -64,11 +74,14 @@ def token_loss(logits, labels, label_smoothing: float):
 def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decoder: bool, max_length: int,
         state_dir=None, resume: bool = True, on_best: Callable | None = None, on_log: Callable | None = None,
         generation: Mapping | None = None, stop_after_steps: int | None = None, progress_bar: bool = True,
-        dist: dist_mod.Dist | None = None) -> FitResult:
+        dist: dist_mod.Dist | None = None, should_stop: Callable[[], bool] | None = None) -> FitResult:
     """Train `model` (method already applied) on `data[task.train_split]`, evaluating `task.eval_splits`.
 
     `on_best(model, epoch, metrics)` runs on rank 0 whenever an epoch beats the best so far (the run
-    saves its adapter there); `on_log(dict)` gets step losses and epoch metrics.
+    saves its adapter there); `on_log(dict)` gets step losses and epoch metrics. `should_stop()` is asked
+    at every step boundary (true once a stop signal arrived): fit saves the resume state and returns
+    interrupted. A NaN/inf loss raises NonFiniteLossError; any exception leaving fit carries `last_step`
+    (optimizer steps completed) for the run's failure record.
     """
     from tqdm.auto import tqdm
 
@@ -134,95 +147,114 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
             save_state(state_dir, model, optimizer, scheduler, scaler, progress)
         dist_mod.barrier(dist)
 
-    def result(interrupted: bool) -> FitResult:
+    def result(interrupted: bool, reason: str | None = None) -> FitResult:
         peak, kind = peak_memory(device)
         best = progress["best"] or {}
         metrics = {**best, "best_epoch": progress["best_epoch"]} if best else {}
         return FitResult(metrics=metrics, history=progress["history"], best_epoch=progress["best_epoch"],
                          steps=progress["step"], train_wall_s=time.perf_counter() - wall0,
                          tokens_per_s=(progress["tokens"] * dist.world / watch.seconds) if watch.seconds else None,
-                         peak_memory_bytes=peak, peak_memory_kind=kind, interrupted=interrupted)
+                         peak_memory_bytes=peak, peak_memory_kind=kind, interrupted=interrupted,
+                         stop_reason=reason)
 
     bar = tqdm(total=total_steps, initial=progress["step"], desc=f"train {task.name}", leave=False,
                disable=not progress_bar or not dist.main)
-    while progress["epoch"] < epochs:
-        epoch = progress["epoch"]
-        order = epoch_order(len(train), seed, epoch, dist.rank, dist.world)
-        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
-        model.train()
-        for bi in range(progress["batches_done"], len(batches)):
-            batch = collate([train[i] for i in batches[bi]], pad_id, decoder, regression)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            labels = batch.pop("labels")
-            group_end = min(len(batches), (bi // accum + 1) * accum)  # last micro-batch of this step
-            with watch:
-                with autocast():
-                    logits = ddp_model(**batch).logits
-                if decoder:
-                    loss = token_loss(logits, labels, label_smoothing)
-                elif regression:
-                    loss = F.mse_loss(logits.float().squeeze(-1), labels)
-                else:
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
-                scaled = loss / (group_end - (bi // accum) * accum)
-                (scaler.scale(scaled) if scaler else scaled).backward()
-                progress["tokens"] += int(batch["attention_mask"].sum())
-                loss = loss.detach()
-                progress["loss_sum"] += float(loss)
-                progress["loss_n"] += 1
-                if bi + 1 == group_end:
-                    if scaler:
-                        scaler.unscale_(optimizer)
-                    if max_grad_norm:
-                        torch.nn.utils.clip_grad_norm_(trainable, float(max_grad_norm))
-                    if scaler:
-                        scaler.step(optimizer)
-                        scaler.update()
+
+    def stop_requested() -> bool:
+        """Every rank stops at the same step boundary (a signal may reach only some of them)."""
+        return dist_mod.any_rank(bool(should_stop and should_stop()), dist)
+
+    def run_epochs() -> FitResult:
+        while progress["epoch"] < epochs:
+            epoch = progress["epoch"]
+            order = epoch_order(len(train), seed, epoch, dist.rank, dist.world)
+            batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+            model.train()
+            for bi in range(progress["batches_done"], len(batches)):
+                batch = collate([train[i] for i in batches[bi]], pad_id, decoder, regression)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                labels = batch.pop("labels")
+                group_end = min(len(batches), (bi // accum + 1) * accum)  # last micro-batch of this step
+                with watch:
+                    with autocast():
+                        logits = ddp_model(**batch).logits
+                    if decoder:
+                        loss = token_loss(logits, labels, label_smoothing)
+                    elif regression:
+                        loss = F.mse_loss(logits.float().squeeze(-1), labels)
                     else:
-                        optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-            if bi + 1 != group_end:
-                continue
-            progress["step"] += 1
-            progress["batches_done"] = bi + 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
-            if on_log and dist.main and progress["step"] % log_every == 0:
-                on_log({"train/loss": float(loss), "train/lr": scheduler.get_last_lr()[0],
-                        "train/epoch": epoch + (bi + 1) / len(batches)}, progress["step"])
-            stop = stop_after_steps is not None and progress["step"] >= stop_after_steps
-            if stop or (save_every and progress["step"] % save_every == 0):
-                checkpoint()
-            if stop:
-                bar.close()
-                return result(interrupted=True)
-        # --- end of epoch: evaluate, keep the best, checkpoint --------------------------------------
-        evaluate_now = _opt(cfg, "eval_epochs", "all") == "all" or epoch + 1 == epochs
-        if dist.main and evaluate_now:
-            eval_model = dist_mod.unwrap(ddp_model)
-            per_split = {}
-            for s in splits:
-                ebar = tqdm(total=len(evals[s]), desc=f"eval {s}", leave=False, disable=not progress_bar)
-                if decoder:
-                    per_split[s] = evaluate_generation(eval_model, tokenizer, task, evals[s], gen, max_length,
-                                                       eval_bs, device, autocast, ebar)
-                else:
-                    per_split[s] = evaluate_encoder(eval_model, task, evals[s], eval_bs, pad_id, device, autocast,
-                                                    ebar)
-                ebar.close()
-            merge = getattr(task, "merge_split_metrics", None)
-            metrics = merge(per_split) if merge else flat_metrics(per_split, splits)
-            metrics["train_loss"] = progress["loss_sum"] / max(1, progress["loss_n"])
-            progress["history"].append({"epoch": epoch + 1, **metrics})
-            best = progress["best"]
-            if best is None or metrics[task.main_metric] > best[task.main_metric]:
-                progress["best"], progress["best_epoch"] = metrics, epoch + 1
-                if on_best:
-                    on_best(eval_model, epoch + 1, metrics)
-            if on_log:
-                on_log({f"eval/{k}": v for k, v in metrics.items()}, progress["step"])
-        progress.update(epoch=epoch + 1, batches_done=0, loss_sum=0.0, loss_n=0)
-        checkpoint()
-    bar.close()
-    return result(interrupted=False)
+                        loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+                    scaled = loss / (group_end - (bi // accum) * accum)
+                    (scaler.scale(scaled) if scaler else scaled).backward()
+                    progress["tokens"] += int(batch["attention_mask"].sum())
+                    loss = loss.detach()
+                    loss_value = float(loss)
+                    if dist_mod.any_rank(not math.isfinite(loss_value), dist):  # before the optimizer step
+                        raise NonFiniteLossError(loss_value, progress["step"] + 1, epoch, bi)
+                    progress["loss_sum"] += loss_value
+                    progress["loss_n"] += 1
+                    if bi + 1 == group_end:
+                        if scaler:
+                            scaler.unscale_(optimizer)
+                        if max_grad_norm:
+                            torch.nn.utils.clip_grad_norm_(trainable, float(max_grad_norm))
+                        if scaler:
+                            scaler.step(optimizer)
+                            scaler.update()
+                        else:
+                            optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                if bi + 1 != group_end:
+                    continue
+                progress["step"] += 1
+                progress["batches_done"] = bi + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+                if on_log and dist.main and progress["step"] % log_every == 0:
+                    on_log({"train/loss": float(loss), "train/lr": scheduler.get_last_lr()[0],
+                            "train/epoch": epoch + (bi + 1) / len(batches)}, progress["step"])
+                stop = "stop_after_steps" if stop_after_steps is not None and progress["step"] >= stop_after_steps \
+                    else "signal" if stop_requested() else None
+                if stop or (save_every and progress["step"] % save_every == 0):
+                    checkpoint()
+                if stop:
+                    return result(interrupted=True, reason=stop)
+            # --- end of epoch: evaluate, keep the best, checkpoint --------------------------------------
+            evaluate_now = _opt(cfg, "eval_epochs", "all") == "all" or epoch + 1 == epochs
+            if dist.main and evaluate_now:
+                eval_model = dist_mod.unwrap(ddp_model)
+                per_split = {}
+                for s in splits:
+                    ebar = tqdm(total=len(evals[s]), desc=f"eval {s}", leave=False, disable=not progress_bar)
+                    if decoder:
+                        per_split[s] = evaluate_generation(eval_model, tokenizer, task, evals[s], gen, max_length,
+                                                           eval_bs, device, autocast, ebar)
+                    else:
+                        per_split[s] = evaluate_encoder(eval_model, task, evals[s], eval_bs, pad_id, device, autocast,
+                                                        ebar)
+                    ebar.close()
+                merge = getattr(task, "merge_split_metrics", None)
+                metrics = merge(per_split) if merge else flat_metrics(per_split, splits)
+                metrics["train_loss"] = progress["loss_sum"] / max(1, progress["loss_n"])
+                progress["history"].append({"epoch": epoch + 1, **metrics})
+                best = progress["best"]
+                if best is None or metrics[task.main_metric] > best[task.main_metric]:
+                    progress["best"], progress["best_epoch"] = metrics, epoch + 1
+                    if on_best:
+                        on_best(eval_model, epoch + 1, metrics)
+                if on_log:
+                    on_log({f"eval/{k}": v for k, v in metrics.items()}, progress["step"])
+            progress.update(epoch=epoch + 1, batches_done=0, loss_sum=0.0, loss_n=0)
+            checkpoint()
+            if progress["epoch"] < epochs and stop_requested():
+                return result(interrupted=True, reason="signal")
+        return result(interrupted=False)
+
+    try:
+        return run_epochs()
+    except Exception as e:
+        e.last_step = progress["step"]  # the failure record says where the run stopped
+        raise
+    finally:
+        bar.close()
