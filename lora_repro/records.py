@@ -8,13 +8,14 @@ re-launched sweep finds the runs it already finished.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +107,39 @@ def validate_record(record: Mapping) -> list[str]:
 
 
 def write_record(record: Mapping, results_dir: str | os.PathLike) -> Path:
-    """Atomically write a run record. A failed record never replaces a finished one."""
+    """Atomically write a run record. A failed record never replaces a finished one; among writers of
+    one run_id at once the last complete write wins (each writes its own temp file, then renames)."""
     problems = validate_record(record)
     if problems:
         raise ValueError(f"refusing to write malformed record {record.get('run_id')!r}: {'; '.join(problems)}")
     path = record_path(results_dir, record["run_id"])
-    if record["status"] == STATUS_FAILED:
-        existing = read_record(path)
-        if existing is not None and existing.get("status") == STATUS_FINISHED:
-            return path
-    return atomic_write_json(path, dict(record))
+    with file_lock(path.parent / f".{path.stem}.lock"):  # a failed write's check-then-replace must not race
+        if record["status"] == STATUS_FAILED:
+            existing = read_record(path)
+            if existing is not None and existing.get("status") == STATUS_FINISHED:
+                return path
+        return atomic_write_json(path, dict(record))
+
+
+class LockBusy(RuntimeError):
+    """Another process holds the lock (a non-blocking `file_lock`)."""
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, blocking: bool = True) -> Iterator[None]:
+    """An advisory flock on ``path``; the kernel drops it when its process dies (even by kill -9), so a
+    crashed holder never leaves it stuck. Without flock (Windows, some network file systems): no lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            import fcntl
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise LockBusy(str(path)) from None
+        except (ImportError, OSError):
+            pass
+        yield
 
 
 def read_record(path: str | os.PathLike) -> dict | None:

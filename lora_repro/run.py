@@ -362,15 +362,36 @@ def execute(cfg: Any) -> Outcome:
 
 
 def _execute(v: ValidatedRun, stop) -> Outcome:
-    config = v.config
-    results_dir = config.get("results_dir") or "results"
+    """One process per run identity at a time (a lock in its checkpoint dir, held by rank 0): two sweeps
+    sharing a results dir never train the same run twice or write its state and adapter at once."""
+    results_dir = v.config.get("results_dir") or "results"
+    if (skipped := _skip(v, results_dir)) is not None:
+        return skipped
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _execute_locked(v, stop, results_dir)
+    lock = Path(results_dir) / "checkpoints" / v.run_id / "run.lock"
+    try:
+        with records.file_lock(lock, blocking=False):
+            return _skip(v, results_dir) or _execute_locked(v, stop, results_dir)
+    except records.LockBusy:
+        log.warning("run %s is running in another process (%s holds its lock): not starting it twice",
+                    v.run_id, lock)
+        return Outcome("skipped", v.run_id, None, str(records.record_path(results_dir, v.run_id)),
+                       error="running in another process")
+
+
+def _skip(v: ValidatedRun, results_dir) -> Outcome | None:
     path = str(records.record_path(results_dir, v.run_id))
-    if config.get("skip_existing", True):
+    if v.config.get("skip_existing", True):
         done = records.finished_record(results_dir, v.run_id)
         if done is not None:
             log.warning("skipping run %s: finished record %s exists", v.run_id, path)
             return Outcome("skipped", v.run_id, done, path)
+    return None
 
+
+def _execute_locked(v: ValidatedRun, stop, results_dir) -> Outcome:
+    path = str(records.record_path(results_dir, v.run_id))
     from .train import dist as dist_mod
 
     dist = dist_mod.setup()

@@ -3,8 +3,10 @@ progress, in one file written atomically. Frozen weights are not saved: a resume
 model the same way (same seed, same checkpoint) and loads only what trains."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +39,19 @@ def save_state(directory: str | os.PathLike, model, optimizer, scheduler, scaler
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / STATE_FILE
-    tmp = directory / f".{STATE_FILE}.tmp"
-    torch.save({"model": trainable_state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "rng": rng_state(), "progress": progress}, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=directory)  # a name of its own
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"model": trainable_state(model), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                        "rng": rng_state(), "progress": progress}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return path
 
 
