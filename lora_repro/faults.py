@@ -1,0 +1,315 @@
+"""Fault injection: break real runs and sweeps the ways clusters break them, and check no result is lost.
+
+`python -m lora_repro.faults` (`make fault-test`) runs tiny RoBERTa LoRA runs on GLUE fixture data (CPU,
+offline, about a minute on 2 cores), each in its own process as the train app, and injects:
+
+  sigterm-resume     kill -TERM mid-epoch: the run checkpoints at the next step boundary and exits 143;
+                     re-running the same command resumes and ends bitwise equal to an uninterrupted run.
+  kill9-relaunch     kill -9 mid-epoch (no chance to save): the relaunch resumes from the last epoch
+                     checkpoint and again ends bitwise equal to the uninterrupted run.
+  sweep-crash        a sweep where one job's data file is corrupt: the other job finishes, the bad one
+                     leaves a failed record, the sweep exits 0 with a summary; relaunched after the data is
+                     fixed, the finished job is skipped and the failed one re-runs and replaces its record.
+  corrupt-record     a finished record truncated on disk: load_records (what tables read) reports and skips
+                     it; the relaunch does not skip the run and rewrites a complete record.
+  concurrent-sweeps  two sweeps sharing a job, started at once into one results dir: the shared run trains
+                     once (the other sweep finds it locked or finished), nothing is torn.
+
+It ends with `faults: N injected, N survived, M records lost`, computed from the results dir: a record is
+kept when exactly one well-formed finished record exists for each expected run identity (the identities
+are computed from the runs' configs, not taken from the records). Exit status 0 only when every fault
+was survived and no record was lost.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACE_S = 0.05          # a paced run sleeps this long per micro-batch, so a kill lands mid-epoch
+BATCHES_PER_EPOCH = 8  # 32 fixture examples, batch 4
+MARK = "fault-batch"
+
+
+def base_overrides(work: Path, results: Path) -> list[str]:
+    return ["model=tiny-roberta", "task=glue/rte", "method=lora", "trainer=tiny", "logger=none", "progress_bar=false",
+            "task.max_length=64", "trainer.batch_size=4", f"task.data_dir={work}/data/${{task.name}}",
+            f"results_dir={results}"]
+
+
+def child_env() -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "WANDB_MODE": "offline", "WANDB_SILENT": "true", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
+def train_cmd(args: list[str], paced: bool = False) -> list[str]:
+    return [sys.executable, "-m", "lora_repro.faults", "--paced" if paced else "--train", *args]
+
+
+def train(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(train_cmd(args), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def kill_at(args: list[str], batch: int, sig: int, timeout: int = 300) -> tuple[int, str]:
+    """Start a paced run, send `sig` when it starts micro-batch `batch` (counted across epochs), wait for it."""
+    proc = subprocess.Popen(train_cmd(args, paced=True), cwd=REPO, env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out, deadline = [], time.monotonic() + timeout
+    for line in proc.stdout:
+        out.append(line)
+        if line.strip() == f"{MARK} {batch}":
+            proc.send_signal(sig)
+            break
+        if time.monotonic() > deadline:
+            break
+    rest, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, "".join(out) + rest
+
+
+# --- the run identities and records ------------------------------------------------------------------
+def run_ids(overrides_per_run: list[list[str]]) -> list[str]:
+    """The identity the train app gives each run (composed here with Hydra, as the app composes it)."""
+    from hydra import compose, initialize_config_dir
+
+    from .app import CONF_DIR
+    from .run import plain_config, run_id_of
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return [run_id_of(plain_config(compose("config", overrides=o))) for o in overrides_per_run]
+
+
+def finished(results: Path, run_id: str) -> dict | None:
+    from . import records
+    return records.finished_record(results, run_id)
+
+
+def adapter_equal(a: dict, b: dict) -> bool:
+    from safetensors.torch import load_file
+    import torch
+
+    x, y = load_file(f"{a['adapter_dir']}/adapter.safetensors"), load_file(f"{b['adapter_dir']}/adapter.safetensors")
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def same_result(rec: dict | None, ref: dict | None) -> bool:
+    return (rec is not None and ref is not None and rec["metrics"] == ref["metrics"]
+            and rec["history"] == ref["history"] and adapter_equal(rec, ref))
+
+
+def summary_line(out: str) -> str:
+    return next((line for line in out.splitlines() if line.startswith("sweep summary:")), "")
+
+
+# --- the faults --------------------------------------------------------------------------------------
+class Suite:
+    def __init__(self, work: Path, log: Callable[[str], None] = print):
+        self.work, self.log = work, log
+        self.results, self.reference = work / "results", work / "reference"
+        self.expected: dict[str, str] = {}      # run_id -> what it is (every one must end with one record)
+        self.outcomes: list[tuple[str, bool, str]] = []
+
+    def args(self, *extra: str, results: Path | None = None) -> list[str]:
+        return base_overrides(self.work, results or self.results) + list(extra)
+
+    def expect(self, label: str, *extra: str) -> str:
+        (rid,) = run_ids([self.args(*extra)])
+        self.expected[rid] = label
+        return rid
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.outcomes.append((name, bool(ok), detail))
+        self.log(f"  {'survived' if ok else 'LOST    '}  {name}: {detail}")
+
+    def setup(self) -> None:
+        from .tasks.fixtures import write_fixture
+
+        for task in ("glue/rte", "glue/mrpc"):
+            write_fixture(task, self.work / "data" / task, n_train=32, n_eval=16)
+        out = train(["-m", *self.args("seed=1,2", results=self.reference)])
+        if out.returncode != 0:
+            raise RuntimeError(f"the uninterrupted reference runs failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+
+    def reference_of(self, *extra: str) -> dict | None:
+        (rid,) = run_ids([self.args(*extra, results=self.reference)])
+        return finished(self.reference, rid)
+
+    def sigterm_resume(self) -> None:
+        rid = self.expect("seed=1 (SIGTERM, resumed)", "seed=1")
+        code, out = kill_at(self.args("seed=1"), batch=5, sig=signal.SIGTERM)
+        state = self.results / "checkpoints" / rid / "state" / "state.pt"
+        progress = _progress(state)
+        stopped_mid_epoch = code == 128 + signal.SIGTERM and progress and 0 < progress["batches_done"] < BATCHES_PER_EPOCH
+        again = train(self.args("seed=1"))
+        rec = finished(self.results, rid)
+        ok = bool(stopped_mid_epoch) and again.returncode == 0 and \
+            same_result(rec, self.reference_of("seed=1"))
+        self.check("sigterm-resume", ok, f"exit {code}, state saved at step {progress and progress['step']} "
+                   f"(epoch {progress and progress['epoch'] + 1}, batch {progress and progress['batches_done']}); "
+                   f"resumed run {'equals' if ok else 'DIFFERS from'} the uninterrupted one"
+                   + ("" if ok else f"\n{out[-2000:]}\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
+
+    def kill9_relaunch(self) -> None:
+        rid = self.expect("seed=2 (kill -9, relaunched)", "seed=2")
+        code, out = kill_at(self.args("seed=2"), batch=BATCHES_PER_EPOCH + 4, sig=signal.SIGKILL)
+        progress = _progress(self.results / "checkpoints" / rid / "state" / "state.pt")
+        again = train(self.args("seed=2"))
+        rec = finished(self.results, rid)
+        ok = code == -signal.SIGKILL and progress is not None and again.returncode == 0 and \
+            same_result(rec, self.reference_of("seed=2"))
+        self.check("kill9-relaunch", ok, f"killed (exit {code}) in epoch 2; relaunch resumed from the checkpoint "
+                   f"after epoch {progress and progress['epoch']} and "
+                   f"{'equals' if ok else 'DIFFERS from'} the uninterrupted run"
+                   + ("" if ok else f"\n{out[-2000:]}\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
+
+    def sweep_crash(self) -> None:
+        from . import records
+        from .tasks.fixtures import write_fixture
+
+        sweep = ["-m", *self.args("seed=3", "task=glue/rte,glue/mrpc")]
+        rte = self.expect("sweep seed=3 glue/rte", "seed=3", "task=glue/rte")
+        mrpc = self.expect("sweep seed=3 glue/mrpc (corrupt data, relaunched)", "seed=3", "task=glue/mrpc")
+        bad = self.work / "data" / "glue" / "mrpc" / "train.jsonl"
+        good_text = bad.read_text()
+        bad.write_text(good_text[: len(good_text) // 3] + "\n{not json\n")
+        first = train(sweep)
+        failed = records.read_record(records.record_path(self.results, mrpc))
+        bad.write_text(good_text)
+        second = train(sweep)
+        s1, s2 = summary_line(first.stdout), summary_line(second.stdout)
+        ok = (first.returncode == 0 and "1 done, 0 skipped, 1 failed" in s1 and failed is not None
+              and failed["status"] == "failed" and "mrpc" in failed["error"] and finished(self.results, rte)
+              and second.returncode == 0 and "1 done, 1 skipped, 0 failed" in s2
+              and finished(self.results, mrpc) is not None)
+        self.check("sweep-crash", ok, f"first sweep exit {first.returncode} [{s1}]; after fixing the data "
+                   f"[{s2}]" + ("" if ok else f"\n{first.stdout[-2000:]}{first.stderr[-2000:]}"
+                                               f"\n{second.stdout[-1500:]}{second.stderr[-1500:]}"))
+
+    def corrupt_record(self) -> None:
+        from . import records
+
+        (rid,) = run_ids([self.args("seed=1")])
+        path = records.record_path(self.results, rid)
+        text = path.read_text()
+        path.write_text(text[: len(text) // 2])          # a torn write, as a broken disk or editor leaves it
+        good, bad = records.load_records(self.results)
+        reported = [p for p, _ in bad if Path(p) == path] and rid not in {r["run_id"] for r in good}
+        again = train(self.args("seed=1"))
+        rec = finished(self.results, rid)
+        ok = bool(reported) and again.returncode == 0 and rec is not None and \
+            rec["metrics"] == self.reference_of("seed=1")["metrics"]
+        self.check("corrupt-record", ok, f"load_records reported {len(bad)} bad file(s) and skipped it; the "
+                   f"relaunch {'rewrote' if ok else 'did NOT rewrite'} a complete record"
+                   + ("" if ok else f"\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
+
+    def concurrent_sweeps(self) -> None:
+        for seed in (5, 6, 7):
+            self.expect(f"concurrent sweeps seed={seed}", f"seed={seed}")
+        cmds = [train_cmd(["-m", *self.args(f"seed={seeds}")]) for seeds in ("5,6", "6,7")]
+        procs = [subprocess.Popen(c, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) for c in cmds]
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+        lines = [summary_line(o) for o in outs]
+        trained = sum(o.count("finished: accuracy=") for o in outs)
+        ok = all(p.returncode == 0 for p in procs) and trained == 3 and \
+            all("0 failed" in line for line in lines)
+        self.check("concurrent-sweeps", ok, f"3 distinct runs in 4 jobs trained {trained} time(s); "
+                   + " | ".join(lines) + ("" if ok else "\n" + "\n".join(o[-2000:] for o in outs)))
+
+    def records_lost(self) -> tuple[int, list[str]]:
+        """Expected identities without exactly one well-formed finished record (plus stray temp files)."""
+        from . import records
+
+        good, bad = records.load_records(self.results)
+        problems = [f"unreadable record {p}: {why}" for p, why in bad]
+        lost = 0
+        for rid, label in self.expected.items():
+            mine = [r for r in good if r["run_id"] == rid and r.get("status") == records.STATUS_FINISHED]
+            if len(mine) != 1:
+                lost += 1
+                problems.append(f"{label} ({rid}): {len(mine)} finished records")
+        strays = [p.name for p in records.runs_dir(self.results).iterdir() if p.suffix == ".tmp"]
+        problems += [f"stray temp file {s}" for s in strays]
+        return lost, problems
+
+    def run(self) -> int:
+        t0 = time.perf_counter()
+        self.log(f"fault suite in {self.work}: reference runs ...")
+        self.setup()
+        for fault in (self.sigterm_resume, self.kill9_relaunch, self.sweep_crash, self.corrupt_record,
+                      self.concurrent_sweeps):
+            try:
+                fault()
+            except Exception as e:  # noqa: BLE001 - a fault that breaks the harness counts as not survived
+                self.check(fault.__name__.replace("_", "-"), False, f"{type(e).__name__}: {e}")
+        lost, problems = self.records_lost()
+        for p in problems:
+            self.log(f"  problem: {p}")
+        survived = sum(ok for _, ok, _ in self.outcomes)
+        self.log(f"({time.perf_counter() - t0:.0f} s, {len(self.expected)} expected records)")
+        print(f"faults: {len(self.outcomes)} injected, {survived} survived, {lost} records lost", flush=True)
+        return 0 if survived == len(self.outcomes) and lost == 0 and not problems else 1
+
+
+def _progress(state: Path) -> dict | None:
+    if not state.is_file():
+        return None
+    import torch
+    return torch.load(state, map_location="cpu", weights_only=False)["progress"]
+
+
+# --- child modes -------------------------------------------------------------------------------------
+def _paced_train(argv: list[str]) -> None:
+    """The train app with every training micro-batch announced and slowed (the kill lands mid-epoch)."""
+    from .train import loop
+
+    collate, count = loop.collate, [0]
+
+    def paced(*a, **k):
+        count[0] += 1
+        print(f"{MARK} {count[0]}", flush=True)
+        time.sleep(PACE_S)
+        return collate(*a, **k)
+    loop.collate = paced
+    _train(argv)
+
+
+def _train(argv: list[str]) -> None:
+    from .app import main
+    main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--paced"]:
+        _paced_train(argv[1:])
+        return 0
+    if argv[:1] == ["--train"]:
+        _train(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m lora_repro.faults", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", help="where runs are written (default: a temp dir, removed when all passed)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    args = parser.parse_args(argv)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="lora-repro-faults-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    code = Suite(work).run()
+    if code == 0 and not args.keep and not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    elif code:
+        print(f"work dir kept for inspection: {work}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
