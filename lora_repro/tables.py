@@ -609,8 +609,9 @@ TABLE1_FIELDS = ("batch", "seq", "paper_theta", "method", "ours_method", "ours_t
 
 
 # ------------------------------------------------------------------------------------------ main
-def load_finished(results_dir: str | Path, err=sys.stderr) -> list[dict]:
+def load_finished(results_dir: str | Path, err=None) -> list[dict]:
     """All well-formed records; every corrupt/malformed file is reported on ``err`` with its path."""
+    err = err or sys.stderr
     good, bad = records_mod.load_records(results_dir)
     for path, why in bad:
         print(f"lora-repro tables: skipping {path}: {why}", file=err)
@@ -618,8 +619,9 @@ def load_finished(results_dir: str | Path, err=sys.stderr) -> list[dict]:
 
 
 def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, numbers: Sequence[int] = (1, 2, 3, 4, 5, 6),
-                 err=sys.stderr) -> dict[int, Path]:
+                 err=None) -> dict[int, Path]:
     """Write table{N}.md/.csv/.tex for each requested table; returns {N: markdown path}."""
+    err = err or sys.stderr
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir else results_dir / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
