@@ -107,8 +107,8 @@ def _norm(s: str) -> str:
 TABLE2_MAP = {
     ("RoBERTa-base", "FT", "125.0M"): ("roberta-base", "ft", (), None),
     ("RoBERTa-base", "BitFit", "0.1M"): ("roberta-base", "bitfit", (), None),
-    ("RoBERTa-base", "AdptD", "0.3M"): ("roberta-base", "adapter_d", (("r", 16),), None),
-    ("RoBERTa-base", "AdptD", "0.9M"): ("roberta-base", "adapter_d", (("r", 48),), None),
+    ("RoBERTa-base", "AdptD", "0.3M"): ("roberta-base", "adapter_d", (("r", 13), ("drop", 5)), None),
+    ("RoBERTa-base", "AdptD", "0.9M"): ("roberta-base", "adapter_d", (("r", 41), ("drop", 5)), None),
     ("RoBERTa-base", "LoRA", "0.3M"): ("roberta-base", "lora", (("r", 8), ("targets", ("q", "v"))), None),
     ("RoBERTa-large", "FT", "355.0M"): ("roberta-large", "ft", (), None),
     ("RoBERTa-large", "LoRA", "0.8M"): ("roberta-large", "lora", (("r", 8), ("targets", ("q", "v"))), None),
