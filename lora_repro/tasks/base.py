@@ -31,10 +31,11 @@ class Task(ABC):
     name: ClassVar[str]
     hub_path: ClassVar[str]                   # load_dataset(hub_path, hub_name)
     hub_name: ClassVar[str | None] = None
+    hub_revision: ClassVar[str | None] = None  # e.g. "refs/convert/parquet" for hub datasets that are loading scripts
     columns: ClassVar[tuple[str, ...]]        # the hub schema; local files must have these columns
     kind: ClassVar[str]                       # "classification" | "regression" | "generation"
     train_split: ClassVar[str] = "train"
-    eval_splits: ClassVar[tuple[str, ...]] = ("validation",)
+    eval_splits: ClassVar[tuple[str, ...]] = ("validation",)  # the first is the main split (see merge_split_metrics)
     label_names: ClassVar[tuple[str, ...]] = ()
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
@@ -50,7 +51,8 @@ class Task(ABC):
         import datasets
 
         if data_dir is None:
-            return datasets.load_dataset(self.hub_path, self.hub_name)
+            kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
+            return datasets.load_dataset(self.hub_path, self.hub_name, **kwargs)
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise TaskConfigError(f"{self.name}: data_dir {str(data_dir)!r} does not exist")
@@ -65,13 +67,31 @@ class Task(ABC):
         fmts = {LOCAL_FORMATS[Path(f).suffix] for f in files.values()}
         if len(fmts) != 1:
             raise TaskConfigError(f"{self.name}: mixed file formats in {str(data_dir)!r}: {sorted(fmts)}")
-        ds = datasets.load_dataset(fmts.pop(), data_files=files)
-        for split, d in ds.items():
-            missing = [c for c in self.columns if c not in d.column_names]
+        fmt = fmts.pop()
+        ds = datasets.DatasetDict()
+        for split, file in files.items():      # one split at a time: a bad file is named, not a cast error
+            try:
+                ds[split] = datasets.load_dataset(fmt, data_files={split: file}, split=split)
+            except Exception as e:  # noqa: BLE001  (datasets raises many kinds; the file is what matters)
+                raise TaskConfigError(f"{self.name}: cannot read {file} as {fmt}: {e}") from e
+            missing = [c for c in self.columns if c not in ds[split].column_names]
             if missing:
-                raise TaskConfigError(f"{self.name}: {files[split]} lacks column(s) {missing}; "
+                raise TaskConfigError(f"{self.name}: {file} lacks column(s) {missing}; "
                                       f"the schema is {list(self.columns)}")
         return ds
+
+    @property
+    def main_split(self) -> str:
+        return self.eval_splits[0]
+
+    def merge_split_metrics(self, per_split: dict[str, dict[str, float]]) -> dict[str, float]:
+        """One flat metrics dict for a run: the main split's keys as they are (so `main_metric` is
+        found), every other split's keys as `<split>/<key>` (MNLI: `validation_mismatched/accuracy`)."""
+        merged = dict(per_split.get(self.main_split, {}))
+        for split, metrics in per_split.items():
+            if split != self.main_split:
+                merged.update({f"{split}/{k}": v for k, v in metrics.items()})
+        return merged
 
     # --- encoders (classification / regression head) --------------------------------------------
     def text_pair(self, example: dict) -> tuple[str, str | None]:

@@ -1,0 +1,51 @@
+"""GLUE metrics (×100, as Table 2 prints them): accuracy, binary F1, Matthews correlation, Pearson, Spearman."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def _check(predictions: Sequence, references: Sequence) -> None:
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    if not references:
+        raise ValueError("no examples to score")
+
+
+def accuracy(predictions: Sequence, references: Sequence) -> float:
+    _check(predictions, references)
+    return 100.0 * sum(p == r for p, r in zip(predictions, references)) / len(references)
+
+
+def f1(predictions: Sequence[int], references: Sequence[int], positive: int = 1) -> float:
+    """F1 of the positive class (MRPC/QQP: label 1 = paraphrase/duplicate), as GLUE reports it."""
+    _check(predictions, references)
+    tp = sum(p == positive and r == positive for p, r in zip(predictions, references))
+    fp = sum(p == positive and r != positive for p, r in zip(predictions, references))
+    fn = sum(p != positive and r == positive for p, r in zip(predictions, references))
+    return 0.0 if tp == 0 else 100.0 * 2 * tp / (2 * tp + fp + fn)
+
+
+def matthews_corr(predictions: Sequence[int], references: Sequence[int]) -> float:
+    """Binary Matthews correlation (CoLA); 0 when a row or column of the confusion matrix is empty."""
+    _check(predictions, references)
+    tp = sum(p == 1 and r == 1 for p, r in zip(predictions, references))
+    tn = sum(p == 0 and r == 0 for p, r in zip(predictions, references))
+    fp = sum(p == 1 and r == 0 for p, r in zip(predictions, references))
+    fn = sum(p == 0 and r == 1 for p, r in zip(predictions, references))
+    denom = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return 0.0 if denom == 0 else 100.0 * (tp * tn - fp * fn) / denom
+
+
+def pearson(predictions: Sequence[float], references: Sequence[float]) -> float:
+    from scipy.stats import pearsonr
+    _check(predictions, references)
+    r = pearsonr([float(p) for p in predictions], [float(x) for x in references])[0]
+    return 0.0 if math.isnan(r) else 100.0 * float(r)
+
+
+def spearman(predictions: Sequence[float], references: Sequence[float]) -> float:
+    from scipy.stats import spearmanr
+    _check(predictions, references)
+    r = spearmanr([float(p) for p in predictions], [float(x) for x in references])[0]
+    return 0.0 if math.isnan(r) else 100.0 * float(r)

@@ -1,0 +1,177 @@
+"""The eight GLUE tasks of Table 2 (hub `nyu-mll/glue`), scored on the dev sets like the paper.
+
+Encoders see `text_pair` (the hub's two text columns, or one) and predict `label` with a head.
+Decoder-only models can run any GLUE task through a generic verbalizer (`prompt` + `target`):
+
+| task        | text columns            | prompt (`\\n` between lines)                  | target (leading space)          | metrics (main first)         |
+|-------------|-------------------------|-----------------------------------------------|---------------------------------|------------------------------|
+| glue/mnli   | premise, hypothesis     | `premise: P` / `hypothesis: H` / `label:`     | entailment/neutral/contradiction| accuracy (matched; mismatched logged as `validation_mismatched/accuracy`) |
+| glue/sst2   | sentence                | `sentence: S` / `label:`                      | negative/positive               | accuracy                     |
+| glue/mrpc   | sentence1, sentence2    | `sentence1: A` / `sentence2: B` / `label:`    | not_equivalent/equivalent       | accuracy, f1                 |
+| glue/cola   | sentence                | `sentence: S` / `label:`                      | unacceptable/acceptable         | matthews                     |
+| glue/qnli   | question, sentence      | `question: Q` / `sentence: S` / `label:`      | entailment/not_entailment       | accuracy                     |
+| glue/qqp    | question1, question2    | `question1: A` / `question2: B` / `label:`    | not_duplicate/duplicate         | accuracy, f1                 |
+| glue/rte    | sentence1, sentence2    | `sentence1: A` / `sentence2: B` / `label:`    | entailment/not_entailment       | accuracy                     |
+| glue/stsb   | sentence1, sentence2    | `sentence1: A` / `sentence2: B` / `score:`    | the score, one decimal (`3.8`)  | pearson, spearman            |
+
+Main metrics follow the Table 2 caption: MNLI accuracy (the matched one; see SOURCES discrepancy
+10), CoLA Matthews correlation, STS-B Pearson, accuracy elsewhere. All ×100.
+"""
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from ..metrics import classification as C
+from . import register
+from .base import Task
+
+_FIRST_WORD = re.compile(r"\S+")
+_NUMBER = re.compile(r"[-+]?\d*\.?\d+")
+
+
+class GlueTask(Task):
+    hub_path = "nyu-mll/glue"
+    kind = "classification"
+    text_columns: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)   # what compute_metrics returns; main_metric first
+    main_metric = "accuracy"
+    prompt_suffix: ClassVar[str] = "label:"
+
+    # encoders
+    def text_pair(self, example: dict) -> tuple[str, str | None]:
+        a = example[self.text_columns[0]]
+        return a, (example[self.text_columns[1]] if len(self.text_columns) > 1 else None)
+
+    def label(self, example: dict) -> int | float:
+        return float(example["label"]) if self.kind == "regression" else int(example["label"])
+
+    # decoders
+    def prompt(self, example: dict) -> str:
+        lines = [f"{c}: {example[c]}" for c in self.text_columns]
+        return "\n".join([*lines, self.prompt_suffix])
+
+    def target(self, example: dict) -> str:
+        return " " + self.verbalize(self.label(example))
+
+    def verbalize(self, label: int | float) -> str:
+        return f"{label:.1f}" if self.kind == "regression" else self.label_names[int(label)]
+
+    def parse_generation(self, text: str) -> int | float:
+        """The label a generated continuation names: its first word (a label name), or for
+        regression its first number; -1 / nan when there is none."""
+        if self.kind == "regression":
+            m = _NUMBER.search(text)
+            return float(m.group()) if m else float("nan")
+        m = _FIRST_WORD.search(text.strip().lower())
+        word = m.group().strip(".,;:!?\"'") if m else ""
+        return self.label_names.index(word) if word in self.label_names else -1
+
+    def _as_labels(self, values: list) -> list:
+        out = []
+        for v in values:
+            if isinstance(v, (list, tuple)):   # generation references: [target string]
+                v = v[0]
+            out.append(self.parse_generation(v) if isinstance(v, str) else v)
+        return out
+
+    def compute_metrics(self, predictions: list, references: list) -> dict[str, float]:
+        """Labels (ints/floats) from a head, or generated strings / reference lists from a decoder."""
+        preds, refs = self._as_labels(predictions), self._as_labels(references)
+        if self.kind == "regression":
+            preds = [0.0 if p != p else p for p in preds]   # an unparseable generation scores as 0
+        fns = {"accuracy": C.accuracy, "f1": C.f1, "matthews": C.matthews_corr, "pearson": C.pearson,
+               "spearman": C.spearman}
+        return {m: fns[m](preds, refs) for m in self.metrics}
+
+
+@register
+class MNLI(GlueTask):
+    name = "glue/mnli"
+    hub_name = "mnli"
+    columns = ("premise", "hypothesis", "label", "idx")
+    text_columns = ("premise", "hypothesis")
+    label_names = ("entailment", "neutral", "contradiction")
+    eval_splits = ("validation_matched", "validation_mismatched")
+
+
+@register
+class SST2(GlueTask):
+    name = "glue/sst2"
+    hub_name = "sst2"
+    columns = ("sentence", "label", "idx")
+    text_columns = ("sentence",)
+    label_names = ("negative", "positive")
+
+
+@register
+class MRPC(GlueTask):
+    name = "glue/mrpc"
+    hub_name = "mrpc"
+    columns = ("sentence1", "sentence2", "label", "idx")
+    text_columns = ("sentence1", "sentence2")
+    label_names = ("not_equivalent", "equivalent")
+    metrics = ("accuracy", "f1")
+
+
+@register
+class CoLA(GlueTask):
+    name = "glue/cola"
+    hub_name = "cola"
+    columns = ("sentence", "label", "idx")
+    text_columns = ("sentence",)
+    label_names = ("unacceptable", "acceptable")
+    metrics = ("matthews",)
+    main_metric = "matthews"
+
+
+@register
+class QNLI(GlueTask):
+    name = "glue/qnli"
+    hub_name = "qnli"
+    columns = ("question", "sentence", "label", "idx")
+    text_columns = ("question", "sentence")
+    label_names = ("entailment", "not_entailment")
+
+
+@register
+class QQP(GlueTask):
+    name = "glue/qqp"
+    hub_name = "qqp"
+    columns = ("question1", "question2", "label", "idx")
+    text_columns = ("question1", "question2")
+    label_names = ("not_duplicate", "duplicate")
+    metrics = ("accuracy", "f1")
+
+
+@register
+class RTE(GlueTask):
+    name = "glue/rte"
+    hub_name = "rte"
+    columns = ("sentence1", "sentence2", "label", "idx")
+    text_columns = ("sentence1", "sentence2")
+    label_names = ("entailment", "not_entailment")
+
+
+@register
+class STSB(GlueTask):
+    name = "glue/stsb"
+    hub_name = "stsb"
+    kind = "regression"
+    columns = ("sentence1", "sentence2", "label", "idx")
+    text_columns = ("sentence1", "sentence2")
+    metrics = ("pearson", "spearman")
+    main_metric = "pearson"
+    prompt_suffix = "score:"
+
+
+@register
+class GPT2MNLI(MNLI):
+    """MNLI as a generation task for GPT-2 / GPT-3-style decoders (Table 4's MNLI-m column).
+
+    The paper gives no format; ours is the GLUE verbalizer: `premise: P\\nhypothesis: H\\nlabel:`
+    -> ` entailment` / ` neutral` / ` contradiction`. Accuracy = the first generated word is the
+    gold label word (greedy decoding, a few tokens suffice)."""
+    name = "gpt2/mnli"
+    kind = "generation"
+    generation = {"num_beams": 1, "max_new_tokens": 4}
