@@ -101,8 +101,8 @@ def _norm(s: str) -> str:
 
 
 # Table 2: (paper model, method, marker, params) -> (our model, method, options, protocol).
-# Adapter bottlenecks r: AdptP/AdptH from Table 9; AdptD from the paper's adapter-count formula
-# |Θ| = L·(2·d·r + r + d) with one adapter per layer (RoBERTa-base: r=16 -> 0.30M, r=48 -> 0.89M).
+# Adapter bottlenecks r: AdptP/AdptH from Table 9; AdptD: Houlsby adapters in blocks 5-11 (drop=5), r from
+# the paper's count |Θ| = L·(2·d·r + r + d): 14 adapters x (2·768·r + r + 768) -> r=13: 0.29M, r=41: 0.89M.
 # LoRA ranks per NOTES.md: r=8 on q,v for RoBERTa; r=16, alpha=32 for DeBERTa XXL (SOURCES discrepancy 2).
 TABLE2_MAP = {
     ("RoBERTa-base", "FT", "125.0M"): ("roberta-base", "ft", (), None),
@@ -361,6 +361,8 @@ def build_table(spec: TableSpec, recs: Iterable[Mapping]) -> BuiltTable:
             label = _options_label(str(rec.get("method")), method_options(rec))
             if protocol(rec):
                 label += f" [{protocol(rec)}]"
+            if (rec.get("config") or {}).get("method_init_from"):
+                label += " [init from another run's adapter]"
             key = (_model_name(rec), label)
             if key not in extra:
                 extra[key] = BuiltRow(key[0], label, None, {c.name: Cell({}, []) for c in spec.columns})
