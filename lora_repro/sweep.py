@@ -146,15 +146,16 @@ def register_resolvers() -> None:
 
 
 # ------------------------------------------------------------------------------------------- jobs
-def expand_params(params: Mapping[str, Any]) -> list[list[str]]:
-    """``hydra.sweeper.params`` -> one override list per job, in the basic sweeper's order."""
+def expand_sweep(params: Mapping[str, Any], arguments: Sequence[str] = ()) -> list[list[str]]:
+    """One override list per job, exactly as Hydra's basic sweeper builds them: the preset's
+    ``hydra.sweeper.params`` then the command line's overrides (a later key replaces an earlier one in
+    place, so the command line narrows or widens the preset's sweep), cartesian product in that order."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    lines = [f"{k}={' '.join(str(v).split())}" for k, v in params.items()]
+    lines = [f"{k}={' '.join(str(v).split())}" for k, v in params.items()] + list(arguments)
     parsed = OverridesParser.create().parse_overrides(lines)
-    batches = BasicSweeper.split_arguments(parsed, None)
-    return [list(job) for batch in batches for job in batch]
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
 @dataclass
@@ -178,20 +179,14 @@ def preset_jobs(experiment: str, extra: Sequence[str] = (), config_dir: str | os
 def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
     base = [f"+experiment={experiment}", *extra]
     try:
-        hcfg = compose(base, config_dir, return_hydra_config=True)
+        hcfg = compose([o for o in base if "," not in o.split("=", 1)[-1]], config_dir, return_hydra_config=True)
     except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the preset in one message
         raise SweepError(f"cannot compose +experiment={experiment}: {e}") from e
     from omegaconf import OmegaConf
 
     params = OmegaConf.to_container(hcfg.hydra.sweeper.params or {}, resolve=False)
-    sweep_keys = {override_key(o) for o in extra if "," in o.split("=", 1)[-1]}
-    if sweep_keys:
-        raise SweepError(f"comma sweeps on the command line ({sorted(sweep_keys)}) are not expanded by the planner; "
-                         "put them in the preset's hydra.sweeper.params")
     jobs = []
-    for job in expand_params(params) if params else [[]]:
-        # Hydra's multirun: the preset's sweep overrides, then the command line's (which win).
-        overrides = replace_overrides(job, base)
+    for overrides in expand_sweep(params, base):
         try:
             config = resolved_config(overrides, config_dir)
         except Exception as e:  # noqa: BLE001
