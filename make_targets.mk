@@ -58,6 +58,6 @@ demo:
 	[write_fixture(t, '$(DEMO_RESULTS)/fixtures/' + t) for t in sys.argv[1:]]" $(DEMO_TASKS)
 	$(TRAIN) -m +experiment=demo $(LAUNCH_OVERRIDE) $(ARGS)
 	$(TRAIN) -m +experiment=demo_from_mnli $(LAUNCH_OVERRIDE) $(ARGS)
-	$(PY) -m lora_repro.tables --results $(DEMO_RESULTS) --tables 2 --print 2
+	$(PY) -m lora_repro.tables --results $(DEMO_RESULTS) --tables 2 --print 2 --skip-empty-rows
 	$(PY) -m lora_repro.plots --results $(DEMO_RESULTS)
 endif

@@ -400,6 +400,8 @@ def _decimals(spec: TableSpec, col: str) -> int:
 def _fmt_params(n: float | None) -> str:
     if n is None:
         return MISSING
+    if n < 1e5:
+        return f"{n:,.0f}"
     return f"{n / 1e6:.2f}M" if n < 1e8 else f"{n / 1e6:.1f}M"
 
 
@@ -470,6 +472,11 @@ def _grid(t: BuiltTable) -> tuple[list[str], list[list[str]], list[list[dict]]]:
         body.append([model, row.label + first["marker"], params] + [cells[c] for c in cols])
         dicts.append([cells[c] for c in cols])
     return header, body, dicts
+
+
+def without_empty_rows(t: BuiltTable) -> BuiltTable:
+    """The table with only the rows that have at least one finished record (e.g. the demo's)."""
+    return BuiltTable(t.spec, [r for r in t.rows if any(c.n for c in r.cells.values())], t.warnings)
 
 
 def to_markdown(t: BuiltTable) -> str:
@@ -621,7 +628,7 @@ def load_finished(results_dir: str | Path, err=None) -> list[dict]:
 
 
 def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, numbers: Sequence[int] = (1, 2, 3, 4, 5, 6),
-                 err=None) -> dict[int, Path]:
+                 err=None, skip_empty_rows: bool = False) -> dict[int, Path]:
     """Write table{N}.md/.csv/.tex for each requested table; returns {N: markdown path}."""
     err = err or sys.stderr
     results_dir = Path(results_dir)
@@ -643,6 +650,8 @@ def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, num
             text_csv = buf.getvalue()
         else:
             t = build_table(table_spec(n), recs)
+            if skip_empty_rows:
+                t = without_empty_rows(t)
             for w in t.warnings:
                 print(f"lora-repro tables: {w}", file=err)
             md, tex, text_csv = to_markdown(t), to_latex(t), to_csv(table_rows(t))
@@ -676,8 +685,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output directory (default: <results>/tables)")
     p.add_argument("--tables", type=_table_list, default=[1, 2, 3, 4, 5, 6], help="e.g. 2,3 (default: all)")
     p.add_argument("--print", dest="show", type=_table_list, default=[], help="also print these tables' markdown")
+    p.add_argument("--skip-empty-rows", action="store_true",
+                   help="leave out the paper's rows that have no finished record (e.g. for the demo)")
     args = p.parse_args(argv)
-    written = write_tables(args.results, args.out, args.tables)
+    written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows)
     for n, path in written.items():
         print(f"table {n}: {path} (+ .csv, .tex)")
     for n in args.show:
