@@ -57,7 +57,7 @@ def test_demo_preset_end_to_end(tmp_path):
 
     import nbformat
     from nbclient import NotebookClient
-    nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
+    nb = nbformat.read(str(ROOT / "notebooks" / "results.ipynb"), as_version=4)
     os.environ["LORA_REPRO_RESULTS"] = str(tmp_path)
     try:
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()

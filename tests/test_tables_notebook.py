@@ -16,7 +16,7 @@ def test_results_notebook_executes(tmp_path, monkeypatch):
                          seed=1, created_at=f"2026-01-0{r}T00:00:00+00:00") for r in (1, 2, 4)])
     (tmp_path / "runs" / "broken.json").write_text("{")
     monkeypatch.setenv("LORA_REPRO_RESULTS", str(tmp_path))
-    nb = nbformat.read(ROOT / "notebooks" / "results.ipynb", as_version=4)
+    nb = nbformat.read(str(ROOT / "notebooks" / "results.ipynb"), as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     out = "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", ""))
                   for c in nb.cells for o in c.get("outputs", []))
