@@ -100,12 +100,14 @@ def summarize(jobs: Sequence[sweep.Job]) -> list[dict]:
     for job in jobs:
         c = job.config
         key = (c["model"]["name"], c["method"]["name"], c["task"]["name"])
-        g = groups.setdefault(key, dict(model=key[0], method=key[1], task=key[2], jobs=0, finished=0, gpu_h=0.0,
-                                        unknown=0))
+        g = groups.setdefault(key, dict(model=key[0], method=key[1], task=key[2], jobs=0, finished=0, failed=0,
+                                        gpu_h=0.0, unknown=0))
         g["jobs"] += 1
-        if job.finished:
+        status = job.status
+        if status == "finished":
             g["finished"] += 1
             continue
+        g["failed"] += status == "failed"
         h = gpu_hours(c)
         if h is None:
             g["unknown"] += 1
@@ -118,16 +120,20 @@ def report(experiment: str, jobs: Sequence[sweep.Job], show_jobs: bool = False, 
     out = out or sys.stdout
     lines = summarize(jobs)
     done = sum(g["finished"] for g in lines)
+    failed = sum(g["failed"] for g in lines)
     total_h = sum(g["gpu_h"] for g in lines)
-    print(f"+experiment={experiment}: {len(jobs)} runs, {done} already finished, {len(jobs) - done} to launch, "
-          f"~{total_h:,.1f} H100 GPU-hours to go (estimate; see `lora-repro plan --help`)", file=out)
-    print(f"  {'model':<20} {'method':<13} {'task':<11} {'runs':>5} {'done':>5} {'GPU-h':>9}", file=out)
+    print(f"+experiment={experiment}: {len(jobs)} runs, {done} already finished, {len(jobs) - done} to launch "
+          f"({failed} of them failed before), ~{total_h:,.1f} H100 GPU-hours to go (estimate; see "
+          "`lora-repro plan --help`)", file=out)
+    print(f"  {'model':<20} {'method':<13} {'task':<11} {'runs':>5} {'done':>5} {'failed':>6} {'GPU-h':>9}", file=out)
     for g in lines:
         est = f"{g['gpu_h']:9.2f}" + ("  (+unknown)" if g["unknown"] else "")
-        print(f"  {g['model']:<20} {g['method']:<13} {g['task']:<11} {g['jobs']:>5} {g['finished']:>5} {est}", file=out)
+        print(f"  {g['model']:<20} {g['method']:<13} {g['task']:<11} {g['jobs']:>5} {g['finished']:>5} "
+              f"{g['failed']:>6} {est}", file=out)
     if show_jobs:
         for job in jobs:
-            print(f"  [{'done' if job.finished else 'todo'}] {job.run_id} {' '.join(job.overrides)}", file=out)
+            print(f"  [{ {'finished': 'done', 'failed': 'FAIL'}.get(job.status, 'todo') }] {job.run_id} "
+                  f"{' '.join(job.overrides)}", file=out)
     return total_h
 
 

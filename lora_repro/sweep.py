@@ -166,8 +166,14 @@ class Job:
     results_dir: str
 
     @property
+    def status(self) -> str | None:
+        """"finished", "failed" (its record says so; the sweep re-runs it) or None (never ran)."""
+        rec = records.read_record(records.record_path(self.results_dir, self.run_id))
+        return rec.get("status") if rec else None
+
+    @property
     def finished(self) -> bool:
-        return records.finished_record(self.results_dir, self.run_id) is not None
+        return self.status == records.STATUS_FINISHED
 
 
 def preset_jobs(experiment: str, extra: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> list[Job]:

@@ -60,11 +60,15 @@ def test_plan_lists_runs_and_counts_finished_by_identity(tmp_path, capsys):
         "targets": None, "seed": 1, "trainable_params": 1, "total_params": 2, "metrics": {"accuracy": 50.0},
         "main_metric": "accuracy", "peak_vram_bytes": 0, "tokens_per_s": 1.0, "train_wall_s": 1.0,
         "status": "finished", "config": done.config}, tmp_path)
+    failed = jobs[0]
+    records.write_record({**records.read_record(records.record_path(tmp_path, done.run_id)), "run_id": failed.run_id,
+                          "status": "failed", "metrics": {}}, tmp_path)
+    assert [j.status for j in jobs] == ["failed", None, "finished", None]
     assert [j.finished for j in jobs] == [False, False, True, False]
     assert planner.main(["--experiment", "demo", "--jobs", *extra]) == 0
     out = capsys.readouterr().out
-    assert "+experiment=demo: 4 runs, 1 already finished, 3 to launch" in out
-    assert f"[done] {done.run_id}" in out and out.count("[todo]") == 3
+    assert "+experiment=demo: 4 runs, 1 already finished, 3 to launch (1 of them failed before)" in out
+    assert f"[done] {done.run_id}" in out and f"[FAIL] {failed.run_id}" in out and out.count("[todo]") == 2
 
 
 @needs_app_conf
