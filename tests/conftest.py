@@ -11,6 +11,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 import torch
 
+# Tiny models: one thread is faster than two contending ones (and deterministic).
+torch.set_num_threads(1)
+
 TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, vocab_size=120,
             max_position_embeddings=64)
 

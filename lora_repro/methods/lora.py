@@ -1,0 +1,218 @@
+"""LoRA (Hu et al., 2021): a frozen weight W plus a trainable low-rank update, h = W x + (alpha/r) B A x.
+
+`LoRALayer` wraps the original module (it never copies it) and adds one (A, B) pair per canonical target,
+kept in `lora_A` / `lora_B` ParameterDicts keyed by the target name (the naming contract of the project):
+`...attention.self.query.lora_A.q` is [r, d_in], `...lora_B.q` is [d_out, r].
+
+GPT-2 fuses q, k, v into one Conv1D (`attn.c_attn`, weight [d, 3d]). As loralib's MergedLinear with
+enable_lora=[True, False, True] (the paper's own code), each chosen slice gets its own factors and its own
+update; the base stays one fused matmul and the LoRA path costs one x @ [A_q; A_v]^T plus one small matmul per
+slice. (PEFT's target_modules=["c_attn"] instead learns one A shared by the whole fused matrix.)
+
+A starts Kaiming-uniform (a=sqrt(5), as loralib) and B at zero, so the adapted model equals the base at init.
+`merge_lora` folds B A into W for inference without extra latency; `lora_to_plain` then hands back a plain
+transformers model (the original nn.Linear / Conv1D modules with merged weights).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from .arch import available_sites, blocks, get_arch
+from .base import Method, MethodConfigError, register
+
+WRAPPABLE = (nn.Linear, Conv1D)
+
+
+class LoRALayer(nn.Module):
+    """A frozen nn.Linear or GPT-2 Conv1D plus a low-rank update on some of its output slices.
+
+    `slices` maps each target name to the output columns it adapts (the whole output for an unfused
+    projection, one third of it for a q/k/v slice of GPT-2's c_attn).
+    """
+
+    def __init__(self, base_layer: nn.Module, slices: dict[str, slice], r: dict[str, int], alpha: float,
+                 dropout: float = 0.0):
+        super().__init__()
+        if not isinstance(base_layer, WRAPPABLE):
+            raise TypeError(f"LoRALayer wraps nn.Linear or Conv1D, got {type(base_layer).__name__}")
+        self.base_layer = base_layer
+        self.fan_in_fan_out = isinstance(base_layer, Conv1D)  # Conv1D stores its weight as [in, out]
+        w = base_layer.weight
+        d_in = w.shape[0] if self.fan_in_fan_out else w.shape[1]
+        self.slices = dict(slices)
+        self.r = {t: int(r[t]) for t in self.slices}
+        self.alpha = alpha
+        self.scaling = {t: alpha / self.r[t] for t in self.slices}
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_A = nn.ParameterDict({t: nn.Parameter(w.new_empty(self.r[t], d_in)) for t in self.slices})
+        self.lora_B = nn.ParameterDict(
+            {t: nn.Parameter(w.new_zeros(sl.stop - sl.start, self.r[t])) for t, sl in self.slices.items()})
+        for a in self.lora_A.values():
+            nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+        self.merged = False
+
+    @property
+    def weight(self) -> torch.Tensor:  # code that reads `.weight` of the wrapped projection keeps working
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged:
+            if self.training and torch.is_grad_enabled():
+                raise RuntimeError("LoRA weights are merged into the base weights; call unmerge_lora(model) "
+                                   "before training")
+            return out
+        names = list(self.slices)
+        a = self.lora_A[names[0]] if len(names) == 1 else torch.cat([self.lora_A[t] for t in names])
+        h = self.dropout(x) @ a.T                                   # one matmul for every target's A
+        for t, h_t in zip(names, h.split([self.r[t] for t in names], dim=-1)):
+            out[..., self.slices[t]].add_((h_t * self.scaling[t]) @ self.lora_B[t].T)
+        return out
+
+    def delta_weight(self, target: str) -> torch.Tensor:
+        """(alpha/r) B A for one target, in nn.Linear orientation [d_slice, d_in]."""
+        return (self.lora_B[target] @ self.lora_A[target]) * self.scaling[target]
+
+    @torch.no_grad()
+    def _add_to_base(self, sign: float) -> None:
+        w = self.base_layer.weight
+        for t, sl in self.slices.items():
+            delta = self.delta_weight(t).to(w.dtype) * sign
+            (w[:, sl] if self.fan_in_fan_out else w[sl]).add_(delta.T if self.fan_in_fan_out else delta)
+
+    def merge(self) -> None:
+        if not self.merged:
+            self._add_to_base(+1.0)
+            self.merged = True
+
+    def unmerge(self) -> None:
+        if self.merged:
+            self._add_to_base(-1.0)
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        parts = [f"{t}: r={self.r[t]} cols={sl.start}:{sl.stop}" for t, sl in self.slices.items()]
+        return f"alpha={self.alpha}, {', '.join(parts)}, merged={self.merged}"
+
+
+def lora_layers(model: nn.Module) -> list[tuple[str, LoRALayer]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, LoRALayer)]
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every B A into its base weight (idempotent); the forward then is the base layer's alone."""
+    for _, layer in lora_layers(model):
+        layer.merge()
+    return model
+
+
+def unmerge_lora(model: nn.Module) -> nn.Module:
+    """Undo `merge_lora` (idempotent): subtract B A again so that training can go on."""
+    for _, layer in lora_layers(model):
+        layer.unmerge()
+    return model
+
+
+def lora_to_plain(model: nn.Module) -> nn.Module:
+    """Merge, then put the original base modules back in place of the wrappers (in place).
+
+    The result is a plain transformers model (`save_pretrained` / `from_pretrained` as usual) whose outputs
+    equal the LoRA model's up to float rounding of the merge (tested: max |diff| <= 1e-5 * max |output| in fp32).
+    """
+    for name, layer in lora_layers(model):
+        layer.merge()
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, layer.base_layer)
+    return model
+
+
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A plain transformers model with the LoRA updates merged in; `model` itself is left as it is."""
+    return lora_to_plain(copy.deepcopy(model))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def ranks(cfg: dict) -> dict[str, int]:
+    """The rank of each target: `r` is one int for all, or a mapping target -> int."""
+    r = cfg["r"]
+    return {t: int(r[t]) for t in cfg["targets"]} if isinstance(r, Mapping) else {t: int(r) for t in cfg["targets"]}
+
+
+@register
+class LoRA(Method):
+    name = "lora"
+    defaults = {"r": 8, "alpha": 8, "dropout": 0.0, "targets": ["q", "v"]}
+
+    def validate(self, model: nn.Module, cfg: dict) -> None:
+        model_type = model.config.model_type
+        valid = available_sites(model)
+        targets = cfg["targets"]
+        if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
+            raise MethodConfigError(f"lora: targets={targets!r} must be a non-empty list; valid targets: "
+                                    f"{', '.join(valid)}")
+        for t in targets:
+            if t not in valid:
+                raise MethodConfigError(f"lora: target {t!r} is not in model_type {model_type!r}; "
+                                        f"valid targets: {', '.join(valid)}")
+        if len(set(targets)) != len(targets):
+            raise MethodConfigError(f"lora: targets={list(targets)!r} lists a target twice")
+        r = cfg["r"]
+        if isinstance(r, Mapping):
+            if set(r) != set(targets):
+                raise MethodConfigError(f"lora: r={dict(r)!r} must give a rank for exactly the targets "
+                                        f"{list(targets)!r}")
+            bad = {t: v for t, v in r.items() if not (_is_int(v) and v > 0)}
+            if bad:
+                raise MethodConfigError(f"lora: r={bad!r} must be integers > 0")
+        elif not (_is_int(r) and r > 0):
+            raise MethodConfigError(f"lora: r={r!r} must be an integer > 0 (or a mapping target -> integer)")
+        if not (_is_real(cfg["alpha"]) and cfg["alpha"] > 0):
+            raise MethodConfigError(f"lora: alpha={cfg['alpha']!r} must be a number > 0 (the scale is alpha/r)")
+        if not (_is_real(cfg["dropout"]) and 0 <= cfg["dropout"] < 1):
+            raise MethodConfigError(f"lora: dropout={cfg['dropout']!r} must be a number in [0, 1)")
+        if lora_layers(model):
+            raise MethodConfigError("lora: the model already has LoRA layers; start from a fresh model")
+        sites = get_arch(model).sites
+        for block in blocks(model):
+            for t in targets:
+                module = block.get_submodule(sites[t].path)
+                if not isinstance(module, WRAPPABLE):
+                    raise MethodConfigError(f"lora: target {t!r} is a {type(module).__name__} at "
+                                            f"{sites[t].path!r}; LoRA wraps nn.Linear or Conv1D only")
+
+    def apply(self, model: nn.Module, cfg: dict) -> None:
+        sites = get_arch(model).sites
+        r = ranks(cfg)
+        chosen = [t for t in sites if t in r]            # canonical order: same init whatever the list order
+        by_path: dict[str, list[str]] = {}
+        for t in chosen:
+            by_path.setdefault(sites[t].path, []).append(t)
+        for block in blocks(model):
+            for path, targets in by_path.items():
+                base = block.get_submodule(path)
+                d_out = base.weight.shape[1] if isinstance(base, Conv1D) else base.weight.shape[0]
+                slices = {}
+                for t in targets:
+                    i, n = sites[t].chunk or (0, 1)
+                    slices[t] = slice(i * d_out // n, (i + 1) * d_out // n)
+                parent, _, child = path.rpartition(".")
+                layer = LoRALayer(base, slices, r, cfg["alpha"], cfg["dropout"])
+                setattr(block.get_submodule(parent) if parent else block, child, layer)
