@@ -100,25 +100,25 @@ def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(s).lower())
 
 
-# Table 2: (paper model, method, marker, params) -> (our model, method, options, protocol).
-# Adapter bottlenecks r: AdptP/AdptH from Table 9; AdptD: Houlsby adapters in blocks 5-11 (drop=5), r from
-# the paper's count |Θ| = L·(2·d·r + r + d): 14 adapters x (2·768·r + r + 768) -> r=13: 0.29M, r=41: 0.89M.
-# LoRA ranks per NOTES.md: r=8 on q,v for RoBERTa; r=16, alpha=32 for DeBERTa XXL (SOURCES discrepancy 2).
-TABLE2_MAP = {
-    ("RoBERTa-base", "FT", "125.0M"): ("roberta-base", "ft", (), None),
-    ("RoBERTa-base", "BitFit", "0.1M"): ("roberta-base", "bitfit", (), None),
-    ("RoBERTa-base", "AdptD", "0.3M"): ("roberta-base", "adapter_d", (("r", 13), ("drop", 5)), None),
-    ("RoBERTa-base", "AdptD", "0.9M"): ("roberta-base", "adapter_d", (("r", 41), ("drop", 5)), None),
-    ("RoBERTa-base", "LoRA", "0.3M"): ("roberta-base", "lora", (("r", 8), ("targets", ("q", "v"))), None),
-    ("RoBERTa-large", "FT", "355.0M"): ("roberta-large", "ft", (), None),
-    ("RoBERTa-large", "LoRA", "0.8M"): ("roberta-large", "lora", (("r", 8), ("targets", ("q", "v"))), None),
-    ("RoBERTa-large", "AdptP", "3.0M"): ("roberta-large", "adapter_p", (("r", 64),), "houlsby"),
-    ("RoBERTa-large", "AdptP", "0.8M"): ("roberta-large", "adapter_p", (("r", 16),), "houlsby"),
-    ("RoBERTa-large", "AdptH", "6.0M"): ("roberta-large", "adapter_h", (("r", 64),), "houlsby"),
-    ("RoBERTa-large", "AdptH", "0.8M"): ("roberta-large", "adapter_h", (("r", 8),), "houlsby"),
-    ("DeBERTa-XXL", "FT", "1500.0M"): ("deberta-v2-xxlarge", "ft", (), None),
-    ("DeBERTa-XXL", "LoRA", "4.7M"): ("deberta-v2-xxlarge", "lora", (("r", 16), ("targets", ("q", "v"))), None),
-}
+# The setting of every paper row of Tables 2-4 (method + the options that define the row: r, targets, drop,
+# prefix lengths, ...) comes from `lora_repro.methods.params.ROWS`, the one place that derives them from the
+# printed counts; alpha is left out (a training hyperparameter, not what tells rows apart).
+ROW_KEYS_IGNORED = ("name", "alpha")
+GPT3_STAND_IN = "gpt2-medium"   # Tables 4-6 re-run the paper's GPT-3 175B rows on GPT-2 medium
+
+
+def _paper_setting(row: Mapping, table: int) -> tuple[str, str, tuple]:
+    """(our model, method, options) of a paper CSV row."""
+    from .methods.params import MODEL_CONFIGS, ROWS
+
+    key = (row["model"], row["method"], row.get("marker", "") or "", row["trainable_params"])
+    if key not in ROWS:
+        raise KeyError(f"table {table}: no setting for paper row {key} in lora_repro.methods.params.ROWS")
+    method = ROWS[key].method
+    opts = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in method.items()
+                        if k not in ROW_KEYS_IGNORED))
+    model = GPT3_STAND_IN if table == 4 else MODEL_CONFIGS[row["model"]]
+    return model, method["name"], opts
 
 
 def _table2() -> TableSpec:
@@ -126,10 +126,8 @@ def _table2() -> TableSpec:
     rows = []
     for r in _read_csv("table2_glue.csv"):
         dagger = r["marker"] == "†"
-        key = (r["model"], r["method"], r["trainable_params"])
-        model, method, opts, protocol = TABLE2_MAP[key]
-        if r["method"] == "LoRA" and dagger:
-            protocol = "houlsby"
+        model, method, opts = _paper_setting(r, 2)
+        protocol = "houlsby" if dagger else None
         label = r["method"] + ("†" if dagger else "") + (f" ({r['trainable_params']})" if r["method"].startswith("Adpt") else "")
         paper = {c: (_num(r[c]), _num(r[f"{c}_pm"])) for c in GLUE_COLUMNS}
         paper["Avg"] = (_num(r["Avg"]), None)
@@ -140,25 +138,6 @@ def _table2() -> TableSpec:
                           "STS-B: Pearson; others: accuracy")
 
 
-# Table 3 on E2E. Adapter bottlenecks derived from the printed |Θ| with the paper's adapter formula
-# (AdapterL: one adapter per layer, AdapterH: two): GPT-2 M (24 layers, d=1024) AdapterL 0.37M -> r=7,
-# 11.09M -> r=225, AdapterH 11.09M -> r=112; GPT-2 L (36 layers, d=1280) AdapterL 0.88M -> r=9, 23.00M -> r=249.
-# PreLayer: l_p = l_i = 8 would not give 0.35M on GPT-2 M; Li & Liang's prefix length 10 does
-# (24 layers x 1024 x 10 x... is the paper's count of a re-parametrised prefix); we map PreLayer by method only.
-TABLE3_MAP = {
-    ("GPT-2 Medium", "FT"): ("gpt2-medium", "ft", ()),
-    ("GPT-2 Medium", "AdapterL", "0.37M"): ("gpt2-medium", "adapter_l", (("r", 7),)),
-    ("GPT-2 Medium", "AdapterL", "11.09M"): ("gpt2-medium", "adapter_l", (("r", 225),)),
-    ("GPT-2 Medium", "AdapterH"): ("gpt2-medium", "adapter_h", (("r", 112),)),
-    ("GPT-2 Medium", "FT-Top2"): ("gpt2-medium", "ft_top2", ()),
-    ("GPT-2 Medium", "PreLayer"): ("gpt2-medium", "prefix_layer", ()),
-    ("GPT-2 Medium", "LoRA"): ("gpt2-medium", "lora", (("r", 4), ("targets", ("q", "v")))),
-    ("GPT-2 Large", "FT"): ("gpt2-large", "ft", ()),
-    ("GPT-2 Large", "AdapterL", "0.88M"): ("gpt2-large", "adapter_l", (("r", 9),)),
-    ("GPT-2 Large", "AdapterL", "23.00M"): ("gpt2-large", "adapter_l", (("r", 249),)),
-    ("GPT-2 Large", "PreLayer"): ("gpt2-large", "prefix_layer", ()),
-    ("GPT-2 Large", "LoRA"): ("gpt2-large", "lora", (("r", 4), ("targets", ("q", "v")))),
-}
 E2E_METRICS = ("BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr")
 
 
@@ -166,8 +145,7 @@ def _table3() -> TableSpec:
     cols = tuple(Column(m, ("e2e",), metric=m) for m in E2E_METRICS)
     rows = []
     for r in _read_csv("table3_e2e.csv"):
-        key = (r["model"], r["method"], r["trainable_params"])
-        model, method, opts = TABLE3_MAP.get(key) or TABLE3_MAP[(r["model"], r["method"])]
+        model, method, opts = _paper_setting(r, 3)
         label = r["method"] + (f" ({r['trainable_params']})" if r["method"].startswith("Adapter") else "")
         paper = {m: (_num(r[m]), _num(r[f"{m}_pm"])) for m in E2E_METRICS}
         rows.append(Row(model, label, method, opts, None, r["model"], r["trainable_params"], paper,
@@ -176,18 +154,6 @@ def _table3() -> TableSpec:
                      note="mean over seeds (App. D.3)")
 
 
-# Tables 4-6: the paper's GPT-3 175B rows, re-run on GPT-2 medium (the suite cannot train GPT-3).
-GPT3_STAND_IN = "gpt2-medium"
-TABLE4_MAP = {
-    ("FT", "175,255.8M"): ("ft", ()),
-    ("BitFit", "14.2M"): ("bitfit", ()),
-    ("PreEmbed", "3.2M"): ("prefix_embed", ()),
-    ("PreLayer", "20.2M"): ("prefix_layer", ()),
-    ("AdapterH", "7.1M"): ("adapter_h", (("r", 1),)),     # Table 15: r=1
-    ("AdapterH", "40.1M"): ("adapter_h", (("r", 8),)),    # Table 15: r=8
-    ("LoRA", "4.7M"): ("lora", (("r", 1), ("targets", ("q", "v")))),   # D.4: r_q=r_v=1
-    ("LoRA", "37.7M"): ("lora", (("r", 8), ("targets", ("q", "v")))),  # D.4: r_q=r_v=8
-}
 TABLE4_COLUMNS = (
     Column("WikiSQL Acc.", ("wikisql",), paper_key="WikiSQL_acc"),
     Column("MNLI-m Acc.", ("gpt2/mnli",), paper_key="MNLI_m_acc"),
@@ -201,7 +167,7 @@ TABLE4_STD = {"WikiSQL Acc.": 0.5, "MNLI-m Acc.": 0.1, "SAMSum R1": 0.2, "SAMSum
 def _table4() -> TableSpec:
     rows = []
     for r in _read_csv("table4_gpt3.csv"):
-        method, opts = TABLE4_MAP[(r["method"], r["trainable_params"])]
+        _, method, opts = _paper_setting(r, 4)
         label = r["method"] + (f" ({r['trainable_params']})" if r["method"] in ("AdapterH", "LoRA") else "")
         paper = {c.name: (_num(r[c.paper_key]), TABLE4_STD[c.name]) for c in TABLE4_COLUMNS}
         rows.append(Row(GPT3_STAND_IN, label, method, opts, None, r["model"], r["trainable_params"], paper))
@@ -257,8 +223,9 @@ def _model_name(rec: Mapping) -> str:
 
 
 def method_options(rec: Mapping) -> dict:
-    """The record's method options: config.method overlaid with the record's r / alpha / targets."""
-    opts = dict((rec.get("config") or {}).get("method") or {})
+    """The record's method options: its full ``method_config`` (defaults filled in) when it has one, else
+    ``config.method``, overlaid with the record's r / alpha / targets."""
+    opts = dict(rec.get("method_config") or (rec.get("config") or {}).get("method") or {})
     for key in ("r", "alpha", "targets"):
         if rec.get(key) is not None:
             opts[key] = rec[key]

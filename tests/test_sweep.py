@@ -127,3 +127,28 @@ def test_stage2_starts_from_the_stage1_mnli_run_by_identity(tmp_path):
 def test_init_from_run_outside_a_job_is_a_clear_error():
     with pytest.raises(sweep.SweepError, match="needs the job's overrides"):
         sweep.init_from_run("+experiment/table2=roberta-base_lora/mnli")
+
+
+def test_preset_cells_use_the_settings_the_tables_match():
+    """Every table row's setting (lora_repro.methods.params, through tables.table_spec) is what some preset
+    cell runs, so a finished sweep fills every row."""
+    from lora_repro import tables
+
+    def cells(table):
+        for path in (EXP / f"table{table}").rglob("*.yaml"):
+            text = path.read_text()
+            method = re.search(r"override /method: (\w+)", text).group(1)
+            model = re.search(r"override /model: ([\w-]+)", text)
+            opts = yaml.safe_load(text).get("method") or {}
+            yield (model.group(1) if model else "gpt2-medium"), method, opts
+
+    for table in (2, 3, 4):
+        available = list(cells(table))
+        for row in tables.table_spec(table).rows:
+            def fits(cell):
+                model, method, opts = cell
+                defaults = {"ft_top2": {"layers": 2}}.get(method, {})
+                full = {**defaults, **opts}
+                return model == row.model and method == row.method and all(
+                    k in full and tables._opt_equal(v, full[k]) for k, v in row.opts)
+            assert any(fits(c) for c in available), (table, row.model, row.label, row.opts)

@@ -93,9 +93,10 @@ def test_corrupt_record_reported_and_skipped(tmp_path, capsys):
     assert (out / "table2.md").exists() and (out / "table2.tex").exists()
 
 
-def adapter_d(run_id, r, value, drop=5):
+def adapter_d(run_id, r, value, drop=6):
     rec = make_record(run_id, method="adapter_d", r=r, value=value)
     rec["config"]["method"]["drop"] = drop
+    rec["method_config"] = {**rec["config"]["method"], "base": "houlsby", "nonlinearity": "relu"}  # as the app writes
     return rec
 
 
@@ -105,10 +106,10 @@ def test_rows_are_told_apart_by_options_and_protocol(tmp_path):
         make_record("ld", model="roberta-large", value=89.0, alpha=16, protocol="houlsby"),
         make_record("p64", model="roberta-large", method="adapter_p", r=64, value=70.0, protocol="houlsby"),
         make_record("p16", model="roberta-large", method="adapter_p", r=16, value=71.0, protocol="houlsby"),
-        adapter_d("d13", r=13, value=60.0),
-        adapter_d("d41", r=41, value=61.0),
+        adapter_d("d16", r=16, value=60.0),
+        adapter_d("d48", r=48, value=61.0),
         adapter_d("d32", r=32, value=62.0),             # no paper row: not in the table
-        adapter_d("d13x", r=13, value=63.0, drop=0),     # other options than the paper row's: not in the table
+        adapter_d("d16x", r=16, value=63.0, drop=0),     # other options than the paper row's: not in the table
     ])
     rows = long_rows(tmp_path, 2)
     assert rows[("roberta-large", "LoRA", "MNLI")]["ours"] == 90.0
