@@ -18,8 +18,10 @@ Conventions
   ``main_metric`` unless the column names its own (E2E: BLEU, NIST, ...; SAMSum: rouge1/2/L). Metric
   keys are matched ignoring case and punctuation. Metrics are stored on the paper's scale (×100,
   NIST and CIDEr raw), as the task metrics write them.
-- A record maps to a row by (model, method, key method options, protocol): see ``_table2_rows`` etc.
-  Method options are ``config.method`` overlaid with the record's own r / alpha / targets fields.
+- A record maps to a row by (model, method, the row's method options, protocol). The options of the
+  paper's rows of Tables 2-4 come from ``lora_repro.methods.params.ROWS`` (alpha left out); Tables 5-6
+  rows are LoRA (r, targets). A record's options are its ``method_config`` (or ``config.method``)
+  overlaid with its own r / alpha / targets fields.
   ``protocol: houlsby`` (top-level config key, set by the † cells of the table2 preset) marks the
   paper's † rows (Houlsby et al. setup).
 - One value per seed: when several finished records of one cell share a seed, the newest counts
