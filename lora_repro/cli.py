@@ -8,6 +8,7 @@ import sys
 # subcommand -> (module with `main(argv)`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "params": ("lora_repro.methods.params", "trainable-parameter counts of the paper's tables 2, 3, 4"),
+    "train": ("lora_repro.app", "train one run: Hydra overrides, e.g. model=roberta-base task=glue/rte method=lora"),
     "analyze": ("lora_repro.analysis.cli", "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
     "fixture": ("lora_repro.tasks.fixtures", "write a task's fixture data (hub schema) to a directory"),
 }
