@@ -16,15 +16,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from .sweep import register_resolvers
+
+register_resolvers()  # ${init_from_run:...} in the table2/demo presets
+
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("lora_repro.app")
-
-try:  # the init_from_run resolver (lora_repro.sweep) must exist before Hydra composes
-    from .sweep import register_resolvers
-except ImportError:  # pragma: no cover - the sweep module is not merged yet
-    register_resolvers = None
-if register_resolvers is not None:
-    register_resolvers()
 
 
 def _in_multirun() -> bool:

@@ -60,26 +60,13 @@ def read_outcomes(sweep_dir: str | Path) -> dict[int, dict]:
 
 def expand_jobs(params: Mapping[str, Any], arguments: Sequence[str]) -> list[list[str]]:
     """The override list of every job, as Hydra's basic sweeper builds them (lora_repro.sweep's rule)."""
-    try:
-        from .sweep import expand_sweep
-    except ImportError:  # pragma: no cover - before the sweep module is merged: the same three lines
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        def expand_sweep(params, arguments):
-            lines = [f"{k}={' '.join(str(v).split())}" for k, v in params.items()] + list(arguments)
-            parsed = OverridesParser.create().parse_overrides(lines)
-            return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    from .sweep import expand_sweep
     return expand_sweep(params, arguments)
 
 
 def job_config(overrides: Sequence[str], config_name: str) -> dict:
     """One job's resolved config, composed inside the running app (init_from_run resolved as in the job)."""
-    try:
-        from .sweep import resolved_config
-    except ImportError:  # pragma: no cover
-        from hydra import compose
-        return OmegaConf.to_container(compose(config_name=config_name, overrides=list(overrides)), resolve=True)
+    from .sweep import resolved_config
     return resolved_config(list(overrides), config_name=config_name)
 
 
