@@ -247,3 +247,38 @@ def test_a_sweep_with_a_bad_job_launches_nothing_and_lists_every_problem(tmp_pat
     assert "sweep aborted before launching any job: 8 config problem(s) in 6 of 8 jobs" in out.stderr
     assert out.stderr.count("trainer.lr=0 is invalid") == 4 and out.stderr.count("task.max_length=500 is invalid") == 4
     assert not (tmp_path / "results" / "runs").exists() and not (tmp_path / "results" / "checkpoints").exists()
+
+
+class PreemptedOnce:
+    """A submitit job that trains one run and is preempted (SIGUSR2, submitit's signal) at its 5th
+    micro-batch the first time it runs. `checkpoint` is what hydra-submitit-launcher's launcher does:
+    resubmit the same call; submitit then requeues it (the LOCAL executor restarts it on exit 144)."""
+
+    def __call__(self, args, attempts):
+        with open(attempts, "a") as f:
+            f.write("attempt\n")
+        if len(Path(attempts).read_text().splitlines()) == 1:
+            loop.collate = calls_then(5, lambda: os.kill(os.getpid(), signal.SIGUSR2), loop.collate)
+        rec = run(compose_cfg(args))
+        return {"metrics": rec["metrics"], "history": rec["history"]}
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+@pytest.mark.slow
+def test_submitit_preemption_checkpoints_requeues_and_resumes_to_the_same_result(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    whole = run(compose_cfg(base(tmp_path, "a")))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="local")
+    executor.update_parameters(timeout_min=30, tasks_per_node=1, gpus_per_node=0)
+    job = executor.submit(PreemptedOnce(), base(tmp_path, "b"), str(tmp_path / "attempts"))
+    result = job.result()
+    log = (job.stdout() or "") + (job.stderr() or "")
+    assert (tmp_path / "attempts").read_text().count("attempt") == 2, log
+    assert "SIGUSR2: checkpointing at the next step boundary" in log and "this job is preempted" in log
+    assert "Requeued" in log and "stopped after 5 steps (a stop signal)" in log
+    assert result == {"metrics": whole["metrics"], "history": whole["history"]}
