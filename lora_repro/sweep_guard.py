@@ -153,3 +153,34 @@ class SweepGuard(Callback):
         head = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("done", "skipped", "failed"))
         print(f"sweep summary: {total} jobs: {head} (outcomes in {outcome_dir(sweep_dir)})", flush=True)
         print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`lora-repro validate [overrides]`: validate every job a `train.py -m <overrides>` sweep would launch
+    (the preset's hydra.sweeper.params included), without launching or queueing anything."""
+    from . import sweep
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: lora-repro validate [OVERRIDES ...]   e.g. +experiment=table2 seed=1,2\n"
+              "Composes and validates every job of the sweep; exit 2 listing every problem.")
+        return 0
+    with sweep.hydra_context():
+        try:
+            fixed = [o for o in argv if "," not in o.split("=", 1)[-1]]
+            hcfg = sweep.compose(fixed, return_hydra_config=True)
+        except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the overrides in one message
+            print(f"config error: cannot compose {' '.join(argv)}: {e}", file=sys.stderr)
+            return 2
+        params = hcfg.hydra.sweeper.params
+        jobs = expand_jobs(OmegaConf.to_container(params, resolve=False) if params else {}, argv)
+        problems = validate_jobs(jobs, sweep.CONFIG_NAME)
+    for p in problems:
+        print(f"config error: {p}", file=sys.stderr)
+    bad = len({p.split(": ", 1)[0] for p in problems})
+    print(f"validate: {len(jobs)} job(s), {len(jobs) - bad} valid, {bad} with {len(problems)} problem(s)")
+    return 2 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
