@@ -282,3 +282,15 @@ def test_submitit_preemption_checkpoints_requeues_and_resumes_to_the_same_result
     assert "SIGUSR2: checkpointing at the next step boundary" in log and "this job is preempted" in log
     assert "Requeued" in log and "stopped after 5 steps (a stop signal)" in log
     assert result == {"metrics": whole["metrics"], "history": whole["history"]}
+
+
+def test_validate_command_checks_every_job_of_a_preset_sweep(tmp_path, capsys):
+    from lora_repro import sweep_guard
+    write_fixture("glue/rte", tmp_path / "fixtures" / "glue" / "rte", n_train=8, n_eval=4)
+    args = ["+experiment=demo", "+experiment/demo=lora,bitfit", "task=glue/rte,glue/mnli", f"results_dir={tmp_path}"]
+    assert sweep_guard.main(args) == 2
+    out = capsys.readouterr()
+    assert "validate: 4 job(s), 2 valid, 2 with 2 problem(s)" in out.out
+    assert out.err.count("task.data_dir=") == 2 and "glue/mnli" in out.err and "validation_matched" in out.err
+    write_fixture("glue/mnli", tmp_path / "fixtures" / "glue" / "mnli", n_train=8, n_eval=4)
+    assert sweep_guard.main(args) == 0
