@@ -23,7 +23,6 @@ was survived and no record was lost.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -149,7 +148,8 @@ class Suite:
         code, out = kill_at(self.args("seed=1"), batch=5, sig=signal.SIGTERM)
         state = self.results / "checkpoints" / rid / "state" / "state.pt"
         progress = _progress(state)
-        stopped_mid_epoch = code == 128 + signal.SIGTERM and progress and 0 < progress["batches_done"] < BATCHES_PER_EPOCH
+        stopped_mid_epoch = code == 128 + signal.SIGTERM and progress and \
+            0 < progress["batches_done"] < BATCHES_PER_EPOCH
         again = train(self.args("seed=1"))
         rec = finished(self.results, rid)
         ok = bool(stopped_mid_epoch) and again.returncode == 0 and \
@@ -174,7 +174,6 @@ class Suite:
 
     def sweep_crash(self) -> None:
         from . import records
-        from .tasks.fixtures import write_fixture
 
         sweep = ["-m", *self.args("seed=3", "task=glue/rte,glue/mrpc")]
         rte = self.expect("sweep seed=3 glue/rte", "seed=3", "task=glue/rte")

@@ -1,10 +1,16 @@
 """One run, end to end: resolved config -> validated run -> model + method + data -> `train.fit` -> record.
 
-Everything that can be checked without compute is checked first (`validate`): the trainer values, the
-task and its data_dir, the method options against the model's architecture, built on the meta device
-from its config alone (no weights). A run's identity is `records.run_identity` of the resolved config;
-a finished record with that identity is skipped (`skip_existing=true`), so a re-launched sweep only
-runs what is missing, and a stopped run resumes from `<results>/checkpoints/<run_id>/state/`.
+Everything that can be checked without compute is checked first (`validate`, which reports every
+problem at once): the trainer values, the task, its data_dir and split files, max_length against the
+model's positions, the method options against the model's architecture, built on the meta device from
+its config alone (no weights). A run's identity is `records.run_identity` of the resolved config; a
+finished record with that identity is skipped (`skip_existing=true`), so a re-launched sweep only runs
+what is missing, and a stopped run resumes from `<results>/checkpoints/<run_id>/state/`.
+
+What can go wrong after validation leaves a trace: any exception writes a failed record (error, last
+step; for CUDA OOM the batch size and peak memory) that a re-launch replaces; a stop signal checkpoints
+at the next step boundary (train/preempt.py); one process per run identity trains at a time (a flock
+in its checkpoint dir), so concurrent sweeps sharing a results dir never train a run twice.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ autocast, gradient accumulation, dynamic padding, evaluation after every epoch w
 best-epoch rule (or once at the end: `eval_epochs: last`), and a checkpoint after every epoch (or
 every N steps) from which a killed run resumes to exactly the same result: the data order is a
 function of (seed, epoch), and the RNG, optimizer and scheduler states travel in the checkpoint.
+A stop signal (`should_stop`) takes the same path at the next step boundary; a NaN/inf loss stops the
+run before the optimizer step with an error naming the step.
 """
 from __future__ import annotations
 
