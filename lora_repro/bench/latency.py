@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..methods import METHODS, apply_method, count_params, merge_lora
-from .measure import released, summarize, time_calls
+from .measure import PeakMemory, released, summarize, time_calls
 from .methods import lora_options
 from .models import build_model, meta_model
 
@@ -25,17 +25,19 @@ LATENCY_METHODS = ("base", "lora_merged", "lora_unmerged", "adapter_l", "adapter
 ADAPTERS = ("adapter_l", "adapter_h")
 
 
+def adapter_count(model_name: str, method: str, r: int, tiny: bool = False) -> int:
+    """Trainable parameters (as the paper counts) of an adapter method with bottleneck r: real surgery on meta."""
+    model = meta_model(model_name, tiny)
+    apply_method(model, {"name": method, "r": r})
+    return count_params(model).trainable_paper
+
+
 def adapter_r_for(model_name: str, method: str, target_params: int, tiny: bool = False) -> tuple[int, int]:
-    """The bottleneck r whose trainable count (as the paper counts) is closest to `target_params`, and that count.
+    """The bottleneck r whose trainable count is closest to `target_params`, and that count.
 
-    The count is linear in r; it is measured by real surgery on the meta device at r=1 and r=2.
+    The count is linear in r (slope and offset from r=1 and r=2).
     """
-    def count(r: int) -> int:
-        model = meta_model(model_name, tiny)
-        apply_method(model, {"name": method, "r": r})
-        return count_params(model).trainable_paper
-
-    c1, c2 = count(1), count(2)
+    c1, c2 = adapter_count(model_name, method, 1, tiny), adapter_count(model_name, method, 2, tiny)
     slope, offset = c2 - c1, c1 - (c2 - c1)
     r = max(1, round((target_params - offset) / slope))
     return r, offset + slope * r
@@ -84,7 +86,8 @@ def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, 
         def forward():
             return model(input_ids=ids, use_cache=False)
 
-        times = time_calls(forward, device, setting.warmup, setting.trials)
+        with PeakMemory(device) as peak:
+            times = time_calls(forward, device, setting.warmup, setting.trials)
         trainable_paper = count_params(model).trainable_paper if method in ADAPTERS else None
         del model, ids
     stats = summarize(times)
@@ -94,7 +97,8 @@ def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, 
             "adapter_params": trainable_paper,
             "tokens_per_s": batch * seq / (stats["mean_ms"] / 1e3),
             "mean_ms": stats["mean_ms"], "std_ms": stats["std_ms"], "median_ms": stats["median_ms"],
-            "trials": stats["trials"], "warmup": setting.warmup, "options": {"attention": setting.attention}}
+            "trials": stats["trials"], "warmup": setting.warmup, "peak_mem_bytes": peak.bytes,
+            "peak_mem_kind": peak.kind, "options": {"attention": setting.attention}}
 
 
 def runnable(methods) -> list[str]:
