@@ -6,7 +6,7 @@
 
 Importing this package registers every method; it needs only torch and transformers.
 """
-from . import bitfit, finetune, lora  # noqa: F401  (registration)
+from . import adapters, bitfit, finetune, lora, prefix  # noqa: F401  (registration)
 from .arch import CANONICAL_TARGETS, UnsupportedModelError, available_sites, get_arch
 from .base import METHODS, MethodConfigError, MethodReport, ParamCount, apply_method, count_params, resolve_config
 from .io import AdapterLoadError, apply_adapter, load_adapter, load_adapter_config, save_adapter

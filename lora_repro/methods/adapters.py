@@ -1,0 +1,196 @@
+"""Adapter baselines of the paper (Sec 5.1): Adapter^H, Adapter^L, Adapter^P and Adapter^D.
+
+An adapter is a bottleneck with a skip connection, h + up(act(down(h))): a d->r and an r->d
+fully connected layer, both with biases. The up projection starts at zero, so a freshly adapted
+model computes exactly what the base model computes. The base modules are never copied or renamed:
+each adapter is a child module of the projection (or block) it follows, run by a forward hook, so
+the base weights keep their state-dict keys and adapter tensors read
+`...attention.output.dense.adapter.down.weight`.
+
+Placement (module names come from arch.py):
+- adapter_h (Houlsby et al. 2019): after the self-attention output projection and after the FFN
+  output projection, before their residual connections: two per block.
+- adapter_p (Pfeiffer et al. 2021): one per block, after the FFN output projection.
+- adapter_l (Lin et al. 2020): one per block on the block's output, with its own LayerNorm in
+  front of the bottleneck: h + up(act(down(LN(h)))).
+- adapter_d (AdapterDrop, Rücklé et al. 2020): Houlsby (or Pfeiffer) adapters, none in the lowest
+  `drop` blocks.
+
+Parameter count, the paper's |Θ| = L̂_Adpt·(2·d·r + r + d) + 2·L̂_LN·d: the LayerNorm term is the
+Adapter^L's own LayerNorm (weight and bias, 2·d). Houlsby et al. also train the block LayerNorms;
+the paper's counts leave them out (Table 15's GPT-3 AdapterH r=1, 4, 8, 16, 64 -> 7.1M, 21.2M,
+40.1M, 77.9M, 304.4M are exactly two adapters per block; the block LayerNorms would add 4.7M to
+each), so adapter_h trains only its adapters unless `train_layernorm=True`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .arch import blocks, get_arch
+from .base import Method, MethodConfigError, register
+
+NONLINEARITIES = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+class Adapter(nn.Module):
+    """h + up(act(down(LN(h)))), LayerNorm only for Adapter^L; zero `up` makes it the identity at init."""
+
+    def __init__(self, d: int, r: int, nonlinearity: str = "relu", init_scale: float = 1e-2,
+                 layernorm: bool = False, device: Any = None, dtype: Any = None):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.layernorm = nn.LayerNorm(d, **kw) if layernorm else None
+        self.down = nn.Linear(d, r, **kw)
+        self.act = NONLINEARITIES[nonlinearity]()
+        self.up = nn.Linear(r, d, **kw)
+        with torch.no_grad():
+            nn.init.normal_(self.down.weight, std=init_scale)
+            nn.init.zeros_(self.down.bias)
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.layernorm(h) if self.layernorm is not None else h
+        return h + self.up(self.act(self.down(x)))
+
+
+def _adapt_output(module: nn.Module, args: Any, output: Any) -> Any:
+    """Forward hook: run the module's `adapter` on its output (the first element of a tuple)."""
+    if isinstance(output, tuple):
+        return (module.adapter(output[0]), *output[1:])
+    return module.adapter(output)
+
+
+def _attach(module: nn.Module, adapter: Adapter) -> None:
+    if hasattr(module, "adapter"):
+        raise MethodConfigError(f"{type(module).__name__} already has an adapter; apply one adapter method per model")
+    module.adapter = adapter
+    module.register_forward_hook(_adapt_output)
+
+
+def _hidden_size(model: nn.Module) -> int:
+    return int(model.config.hidden_size)
+
+
+def _like(model: nn.Module) -> dict:
+    p = next(blocks(model).parameters())
+    return {"device": p.device, "dtype": p.dtype}
+
+
+def _check_common(name: str, cfg: dict) -> None:
+    r = cfg["r"]
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
+        raise MethodConfigError(f"{name}: r={r!r} must be a positive integer (the adapter bottleneck)")
+    if cfg["nonlinearity"] not in NONLINEARITIES:
+        raise MethodConfigError(
+            f"{name}: nonlinearity={cfg['nonlinearity']!r} is not supported; valid: {sorted(NONLINEARITIES)}")
+    s = cfg["init_scale"]
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
+        raise MethodConfigError(f"{name}: init_scale={s!r} must be a number > 0 (std of the down projection's init)")
+
+
+def _check_layers(name: str, model: nn.Module, layers: Any) -> list[int]:
+    n = len(blocks(model))
+    if layers is None:
+        return list(range(n))
+    if (isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__")
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in layers)
+            or len(set(layers)) != len(list(layers)) or not list(layers)):
+        raise MethodConfigError(
+            f"{name}: layers={layers!r} must be null (every block) or a non-empty list of distinct block "
+            f"indices in [0, {n - 1}]")
+    return sorted(layers)
+
+
+class _AdapterMethod(Method):
+    """Shared option checks and placement; subclasses say where adapters go."""
+    sites: tuple[str, ...] = ()     # "attn_out" / "ffn_out" (arch.py) or "block"
+    layernorm = False               # an own LayerNorm inside the adapter (Adapter^L)
+
+    def layer_indices(self, model: nn.Module, cfg: dict) -> list[int]:
+        return _check_layers(self.name, model, cfg.get("layers"))
+
+    def validate(self, model: nn.Module, cfg: dict) -> None:
+        _check_common(self.name, cfg)
+        self.layer_indices(model, cfg)
+        for i in self.layer_indices(model, cfg):
+            for site in self.sites:
+                target = self._site_module(model, i, site)
+                if hasattr(target, "adapter"):
+                    raise MethodConfigError(f"{self.name}: block {i} {site} already has an adapter")
+
+    def _site_module(self, model: nn.Module, i: int, site: str) -> nn.Module:
+        block = blocks(model)[i]
+        return block if site == "block" else block.get_submodule(getattr(get_arch(model), site))
+
+    def apply(self, model: nn.Module, cfg: dict) -> None:
+        d = _hidden_size(model)
+        for i in self.layer_indices(model, cfg):
+            for site in self.sites:
+                _attach(self._site_module(model, i, site),
+                        Adapter(d, cfg["r"], cfg["nonlinearity"], cfg["init_scale"], layernorm=self.layernorm,
+                                **_like(model)))
+        if cfg.get("train_layernorm"):
+            for i in self.layer_indices(model, cfg):
+                for m in blocks(model)[i].modules():
+                    if isinstance(m, nn.LayerNorm):
+                        m.requires_grad_(True)
+
+
+_COMMON = {"r": 64, "nonlinearity": "relu", "init_scale": 1e-2}
+
+
+@register
+class HoulsbyAdapter(_AdapterMethod):
+    name = "adapter_h"
+    defaults = {**_COMMON, "layers": None, "train_layernorm": False}
+    sites = ("attn_out", "ffn_out")
+
+    def validate(self, model: nn.Module, cfg: dict) -> None:
+        if not isinstance(cfg["train_layernorm"], bool):
+            raise MethodConfigError(f"adapter_h: train_layernorm={cfg['train_layernorm']!r} must be true or false")
+        super().validate(model, cfg)
+
+
+@register
+class PfeifferAdapter(_AdapterMethod):
+    name = "adapter_p"
+    defaults = {**_COMMON, "layers": None}
+    sites = ("ffn_out",)
+
+
+@register
+class LinAdapter(_AdapterMethod):
+    name = "adapter_l"
+    defaults = {**_COMMON, "layers": None}
+    sites = ("block",)
+    layernorm = True
+
+
+@register
+class AdapterDrop(_AdapterMethod):
+    """Houlsby (or Pfeiffer) adapters in every block except the lowest `drop` ones."""
+    name = "adapter_d"
+    defaults = {**_COMMON, "drop": 5, "base": "houlsby"}
+    BASES = {"houlsby": HoulsbyAdapter.sites, "pfeiffer": PfeifferAdapter.sites}
+
+    def layer_indices(self, model: nn.Module, cfg: dict) -> list[int]:
+        return list(range(cfg["drop"], len(blocks(model))))
+
+    def validate(self, model: nn.Module, cfg: dict) -> None:
+        if cfg["base"] not in self.BASES:
+            raise MethodConfigError(f"adapter_d: base={cfg['base']!r} is not supported; valid: {sorted(self.BASES)}")
+        n = len(blocks(model))
+        drop = cfg["drop"]
+        if not isinstance(drop, int) or isinstance(drop, bool) or not 0 <= drop < n:
+            raise MethodConfigError(f"adapter_d: drop={drop!r} must be an integer in [0, {n - 1}] "
+                                    f"(adapters are removed from the lowest `drop` of {n} blocks)")
+        self.sites = self.BASES[cfg["base"]]
+        super().validate(model, cfg)
+
+    def apply(self, model: nn.Module, cfg: dict) -> None:
+        self.sites = self.BASES[cfg["base"]]
+        super().apply(model, cfg)

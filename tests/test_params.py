@@ -1,0 +1,105 @@
+import csv
+import io
+
+import pytest
+
+from lora_repro.methods import METHODS
+from lora_repro.methods.params import HEADER, _template, main, table, within_rounding
+
+# Every count pinned: (model, method as printed incl. †, paper figure) -> (paper count, count incl. head).
+EXPECTED = {
+    2: [
+        ("RoBERTa-base", "FT", "125.0M", 124_055_040, 124_647_170),
+        ("RoBERTa-base", "BitFit", "0.1M", 102_144, 694_274),
+        ("RoBERTa-base", "AdptD", "0.3M", 304_320, 896_450),
+        ("RoBERTa-base", "AdptD", "0.9M", 894_528, 1_486_658),
+        ("RoBERTa-base", "LoRA", "0.3M", 294_912, 887_042),
+        ("RoBERTa-large", "FT", "355.0M", 354_310_144, 355_361_794),
+        ("RoBERTa-large", "LoRA", "0.8M", 786_432, 1_838_082),
+        ("RoBERTa-large", "AdptP†", "3.0M", 3_171_840, 4_223_490),
+        ("RoBERTa-large", "AdptP†", "0.8M", 811_392, 1_863_042),
+        ("RoBERTa-large", "AdptH†", "6.0M", 6_343_680, 7_395_330),
+        ("RoBERTa-large", "AdptH†", "0.8M", 835_968, 1_887_618),
+        ("RoBERTa-large", "LoRA†", "0.8M", 786_432, 1_838_082),
+        ("DeBERTa-XXL", "FT", "1500.0M", 1_564_549_632, 1_566_913_538),
+        ("DeBERTa-XXL", "LoRA", "4.7M", 4_718_592, 7_082_498),
+    ],
+    3: [
+        ("GPT-2 Medium", "FT", "354.92M", 354_823_168, 354_823_168),
+        ("GPT-2 Medium", "AdapterL", "0.37M", 368_784, 368_784),
+        ("GPT-2 Medium", "AdapterL", "11.09M", 11_089_152, 11_089_152),
+        ("GPT-2 Medium", "AdapterH", "11.09M", 11_064_576, 11_064_576),
+        ("GPT-2 Medium", "FT-Top2", "25.19M", 25_192_448, 25_192_448),
+        ("GPT-2 Medium", "PreLayer", "0.35M", 245_760, 245_760),
+        ("GPT-2 Medium", "LoRA", "0.35M", 393_216, 393_216),
+        ("GPT-2 Large", "FT", "774.03M", 774_030_080, 774_030_080),
+        ("GPT-2 Large", "AdapterL", "0.88M", 875_808, 875_808),
+        ("GPT-2 Large", "AdapterL", "23.00M", 23_002_848, 23_002_848),
+        ("GPT-2 Large", "PreLayer", "0.77M", 460_800, 460_800),
+        ("GPT-2 Large", "LoRA", "0.77M", 737_280, 737_280),
+    ],
+    4: [
+        ("GPT-3 175B", "FT", "175,255.8M", 174_604_259_328, 174_604_259_328),
+        ("GPT-3 175B", "BitFit", "14.2M", 12_988_416, 12_988_416),
+        ("GPT-3 175B", "PreEmbed", "3.2M", 3_244_032, 3_244_032),
+        ("GPT-3 175B", "PreLayer", "20.2M", 18_874_368, 18_874_368),
+        ("GPT-3 175B", "AdapterH", "7.1M", 7_078_080, 7_078_080),
+        ("GPT-3 175B", "AdapterH", "40.1M", 40_109_568, 40_109_568),
+        ("GPT-3 175B", "LoRA", "4.7M", 4_718_592, 4_718_592),
+        ("GPT-3 175B", "LoRA", "37.7M", 37_748_736, 37_748_736),
+    ],
+}
+LORA = "lora" in METHODS
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return {t: table(t) for t in EXPECTED}
+
+
+@pytest.mark.parametrize("t", sorted(EXPECTED))
+def test_one_row_per_paper_row_in_order(tables, t):
+    rows = tables[t]
+    assert [(r["model"], r["method"], r["paper_trainable_params"]) for r in rows] == \
+        [e[:3] for e in EXPECTED[t]]
+    assert len(rows) == {2: 14, 3: 12, 4: 8}[t]
+
+
+@pytest.mark.parametrize("t, i", [(t, i) for t in sorted(EXPECTED) for i in range(len(EXPECTED[t]))])
+def test_every_count_is_pinned(tables, t, i):
+    model, method, printed, paper_count, with_head = EXPECTED[t][i]
+    row = tables[t][i]
+    if method.startswith("LoRA") and not LORA:
+        assert row["trainable_params"] == "" and "not available" in row["note"]
+        pytest.skip("the 'lora' method is not in this checkout")
+    assert (row["trainable_params"], row["trainable_params_with_head"]) == (paper_count, with_head)
+
+
+@pytest.mark.parametrize("t", sorted(EXPECTED))
+def test_counts_off_the_printed_figure_are_explained(tables, t):
+    for row in tables[t]:
+        if row["trainable_params"] != "" and not within_rounding(row["trainable_params"], row["paper_trainable_params"]):
+            assert len(row["note"]) > 40, row
+
+
+def test_within_rounding():
+    assert within_rounding(294_912, "0.3M") and within_rounding(349_999, "0.35M")
+    assert not within_rounding(393_216, "0.35M") and not within_rounding(3_171_840, "3.0M")
+    assert within_rounding(174_604_259_328, "174,604.3M") and not within_rounding(174_604_259_328, "175,255.8M")
+
+
+def test_models_stay_on_the_meta_device():
+    model = _template("gpt3-175b-shape")
+    assert all(p.is_meta for p in model.parameters())
+
+
+def test_cli_prints_the_csv(capsys):
+    assert main(["--table", "4"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == HEADER and len(rows) == 9
+    assert rows[3][:5] == ["GPT-3 175B", "PreEmbed", "prefix_embed prefix_len=256 infix_len=8", "3244032", "3.2M"]
+
+
+def test_cli_rejects_a_table_it_does_not_know():
+    with pytest.raises(SystemExit):
+        main(["--table", "5"])
