@@ -71,7 +71,8 @@ def _train(args) -> int:
                                warmup=args.warmup if args.warmup is not None else (1 if args.tiny else 3),
                                steps=args.steps or (3 if args.tiny else 10), tiny=args.tiny, seed=args.seed)
         for spec in specs:
-            variants = fast.ablations() if args.ablate and spec.name in ("lora", "peft_lora") else {"all_on": fast}
+            variants = (fast.ablations(with_compile=device.type == "cuda") if args.ablate and spec.name == "lora"
+                        else {"all_on": fast})
             for ablation, paths in variants.items():
                 if ablation == "no_frozen_low_precision" and precision == "fp32":
                     continue  # nothing to switch off
@@ -160,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seq", type=int)
     t.add_argument("--steps", type=int, help="timed steps (median reported)")
     t.add_argument("--methods", nargs="+", help=f"methods, e.g. lora:r=8,alpha=16 (default: {' '.join(TRAIN_METHODS)})")
-    t.add_argument("--ablate", action="store_true", help="also LoRA with each fast path switched off in turn")
+    t.add_argument("--ablate", action="store_true", help="also LoRA with each fast path switched off in turn (and torch.compile on, on CUDA)")
     t.add_argument("--no-frozen-low-precision", action="store_true", help="keep frozen weights fp32 (classic AMP)")
     t.add_argument("--optimizer", default="auto", choices=("auto", "fused", "foreach", "loop"))
     t.add_argument("--attention", default="sdpa", choices=("sdpa", "eager"))

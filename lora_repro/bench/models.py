@@ -31,12 +31,13 @@ class Preset:
     seq: int
 
 
-# GPT-2 M/L on E2E: batch 8, length 512 (Table 11); RoBERTa on GLUE: batch 16 (large) / 32 (base) at 128.
+# GPT-2 M/L on E2E: batch 8, length 512 (Table 11); RoBERTa on GLUE: batch 16 (large) / 32 (base) at 128 (Table 9).
 PRESETS = {
     "gpt2-medium": Preset("gpt2-medium", 8, 512),
     "gpt2-large": Preset("gpt2-large", 8, 512),
     "roberta-large": Preset("roberta-large", 16, 128),
     "roberta-base": Preset("roberta-base", 32, 128),
+    "deberta-v2-xxlarge": Preset("deberta-v2-xxlarge", 8, 128),  # GLUE batch 8 (Table 10), lengths 64-320
 }
 TINY_SHAPE = (2, 32)  # batch, seq for --tiny
 

@@ -24,11 +24,15 @@ class FastPaths:
     attention: str = "sdpa"             # sdpa | eager
     compile: bool = False               # torch.compile the model
 
-    def ablations(self) -> dict[str, "FastPaths"]:
-        return {"all_on": self,
-                "no_frozen_low_precision": replace(self, frozen_low_precision=False),
-                "optimizer_loop": replace(self, optimizer="loop"),
-                "eager_attention": replace(self, attention="eager")}
+    def ablations(self, with_compile: bool = False) -> dict[str, "FastPaths"]:
+        """all_on, then each fast path off in turn; torch.compile (off by default) switched the other way."""
+        out = {"all_on": self,
+               "no_frozen_low_precision": replace(self, frozen_low_precision=False),
+               "optimizer_loop": replace(self, optimizer="loop"),
+               "eager_attention": replace(self, attention="eager")}
+        if with_compile:
+            out["compile_on" if not self.compile else "compile_off"] = replace(self, compile=not self.compile)
+        return out
 
 
 @dataclass(frozen=True)
