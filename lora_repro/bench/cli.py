@@ -70,19 +70,19 @@ def _train(args) -> int:
         setting = TrainSetting(model=model, batch=batch, seq=seq, precision=precision,
                                warmup=args.warmup if args.warmup is not None else (1 if args.tiny else 3),
                                steps=args.steps or (3 if args.tiny else 10), tiny=args.tiny, seed=args.seed)
-        for spec in specs:
-            variants = (fast.ablations(with_compile=device.type == "cuda") if args.ablate and spec.name == "lora"
-                        else {"all_on": fast})
-            for ablation, paths in variants.items():
-                if ablation == "no_frozen_low_precision" and precision == "fp32":
-                    continue  # nothing to switch off
+        jobs = [(spec, ablation, paths) for spec in specs
+                for ablation, paths in (fast.ablations(with_compile=device.type == "cuda")
+                                        if args.ablate and spec.name == "lora" else {"all_on": fast}).items()
+                if not (ablation == "no_frozen_low_precision" and precision == "fp32")]  # nothing to switch off
+        for repeat in range(args.repeat):  # methods interleaved: a slow spell of the machine hits them all
+            for spec, ablation, paths in jobs:
                 try:
                     row = measure_train(setting, spec, paths, device)
                 except torch.OutOfMemoryError as e:
                     _log(f"{model} {spec.label} {ablation}: out of memory ({e})")
                     continue
                 row.update(run_id=run_id, created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           ablation=ablation, **env)
+                           ablation=ablation, repeat=repeat, **env)
                 append_jsonl(path, row)
                 _log(f"{model} {batch}x{seq} {precision} {spec.label:<12} {ablation:<24} "
                      f"{row['tokens_per_s']:>10,.0f} tok/s  {row['step_ms_median']:8.1f} ms  "
@@ -161,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seq", type=int)
     t.add_argument("--steps", type=int, help="timed steps (median reported)")
     t.add_argument("--methods", nargs="+", help=f"methods, e.g. lora:r=8,alpha=16 (default: {' '.join(TRAIN_METHODS)})")
+    t.add_argument("--repeat", type=int, default=1,
+                   help="measure every method this many times, interleaved (the summary takes the median)")
     t.add_argument("--ablate", action="store_true", help="also LoRA with each fast path switched off in turn (and torch.compile on, on CUDA)")
     t.add_argument("--no-frozen-low-precision", action="store_true", help="keep frozen weights fp32 (classic AMP)")
     t.add_argument("--optimizer", default="auto", choices=("auto", "fused", "foreach", "loop"))

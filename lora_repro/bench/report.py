@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import time
 import uuid
 from collections import defaultdict
@@ -65,9 +66,24 @@ def _options_label(options: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
+def merge_repeats(rows: list[dict]) -> list[dict]:
+    """One row per (method, impl, ablation): the median tokens/s, step time and peak memory over its repeats."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], r["impl"], r.get("ablation", "all_on"))].append(r)
+    out = []
+    for group in groups.values():
+        merged = dict(group[0])
+        for key in ("tokens_per_s", "step_ms_median", "peak_mem_bytes"):
+            merged[key] = statistics.median(r[key] for r in group)
+        merged["repeats"] = len(group)
+        out.append(merged)
+    return out
+
+
 def train_ratios(rows: list[dict]) -> dict[str, float]:
     """Same-run ratios of the default-fast-path rows: LoRA/FT and ours/PEFT tokens/s, LoRA/FT peak memory."""
-    base = [r for r in rows if r["kind"] == "train" and r.get("ablation", "all_on") == "all_on"]
+    base = [r for r in merge_repeats(rows) if r["kind"] == "train" and r.get("ablation", "all_on") == "all_on"]
     by = {r["method"]: r for r in base}
     out = {}
     if "lora" in by and "ft" in by:
@@ -93,22 +109,24 @@ def latency_overheads(rows: list[dict]) -> dict[tuple[int, int], dict[str, float
 
 def _train_section(rows: list[dict]) -> list[str]:
     first = rows[0]
+    merged = merge_repeats(rows)
+    repeats = max(r["repeats"] for r in merged)
     lines = [f"Training step (forward + backward + AdamW), {first['model']}{' (tiny)' if first.get('tiny') else ''}, "
              f"batch {first['batch']} x seq {first['seq']}, {first['precision']}, median of {first['trials']} steps "
-             f"after {first['warmup']} warmup; peak memory: {first['peak_mem_kind']}.", "",
+             f"after {first['warmup']} warmup{f', median over {repeats} interleaved repeats' if repeats > 1 else ''}; "
+             f"peak memory: {first['peak_mem_kind']}.", "",
              "| method | impl | fast paths | trainable | tokens/s | step ms (median) | peak mem GiB |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        label = r.get("ablation", "all_on")
-        lines.append(f"| {r['method']} | {r['impl']} | {label} | {r['trainable_params']:,} | {r['tokens_per_s']:,.0f} "
-                     f"| {r['step_ms_median']:.1f} | {_gib(r['peak_mem_bytes'])} |")
+    for r in merged:
+        lines.append(f"| {r['method']} | {r['impl']} | {r.get('ablation', 'all_on')} | {r['trainable_params']:,} | "
+                     f"{r['tokens_per_s']:,.0f} | {r['step_ms_median']:.1f} | {_gib(r['peak_mem_bytes'])} |")
     ratios = train_ratios(rows)
     if ratios:
         lines += ["", "Ratios (same run): " + "; ".join(f"{k} = {v:.2f}" for k, v in ratios.items())]
-    ablated = [r for r in rows if r.get("ablation", "all_on") != "all_on"]
+    ablated = [r for r in merged if r.get("ablation", "all_on") != "all_on"]
     if ablated:
-        on = {r["method"]: r for r in rows if r.get("ablation", "all_on") == "all_on"}
-        lines += ["", "Fast paths, one switched off at a time (tokens/s all-on / variant; > 1: the default setting is faster):"]
+        on = {r["method"]: r for r in merged if r.get("ablation", "all_on") == "all_on"}
+        lines += ["", "Fast paths, one switched at a time (tokens/s all-on / variant; > 1: the default setting is faster):"]
         for r in ablated:
             ref = on.get(r["method"])
             if ref:
