@@ -164,3 +164,10 @@ def test_repeats_are_interleaved_and_merged_by_median(tmp_path):
     assert report.train_ratios(rows)["lora_over_ft_tokens_per_s"] == pytest.approx(
         merged["lora"]["tokens_per_s"] / merged["ft"]["tokens_per_s"])
     assert "median over 3 interleaved repeats" in (out / "summary.md").read_text()
+
+
+def test_summary_states_unmerged_overhead():
+    rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": True, "device": "cpu", "torch": "t",
+             "transformers": "x", "precision": "fp32", "trials": 5, "batch": 1, "seq": 16, "method": m, "mean_ms": ms,
+             "std_ms": 0.1} for m, ms in [("base", 10.0), ("lora_unmerged", 12.0)]]
+    assert "lora_unmerged overhead vs base (same run): 1x16 +20.0%" in report.summary_markdown(rows)

@@ -145,6 +145,10 @@ def _latency_section(rows: list[dict]) -> list[str]:
         pct = over.get((r["batch"], r["seq"]), {}).get(r["method"])
         lines.append(f"| {r['batch']} | {r['seq']} | {r['method']} | {r.get('adapter_params') or '-'} | "
                      f"{r['mean_ms']:.2f} ± {r['std_ms']:.2f} | {'-' if pct is None else f'{pct:+.1f}%'} |")
+    for method in ("lora_unmerged", "lora_merged", "adapter_l", "adapter_h"):
+        cells = [f"{b}x{s} {o[method]:+.1f}%" for (b, s), o in over.items() if method in o]
+        if cells:
+            lines += ["", f"{method} overhead vs base (same run): " + ", ".join(cells)]
     return lines
 
 
