@@ -66,7 +66,7 @@ def test_bf16_frozen_base_outputs_and_gradients_match_fp32(model_type):
     loss_ref.backward()
     loss_fast.backward()
     assert rel_err(logits_fast, logits_ref) < BF16_RTOL
-    assert abs(float(loss_fast) - float(loss_ref)) < BF16_RTOL * abs(float(loss_ref))
+    assert abs(loss_fast.item() - loss_ref.item()) < BF16_RTOL * abs(loss_ref.item())
     grads_ref = {n: p.grad for n, p in ref.named_parameters() if p.requires_grad}
     grads_fast = {n: p.grad for n, p in fast.named_parameters() if p.requires_grad}
     assert grads_ref.keys() == grads_fast.keys() and grads_ref
