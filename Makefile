@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 # SYSTEM_SITE=1 lets the venv see an existing (e.g. CUDA) torch instead of installing the CPU wheel.
 VENV_FLAGS := $(if $(SYSTEM_SITE),--system-site-packages,)
 
+include make_targets.mk
+
 .PHONY: setup test demo params
 
 setup:

@@ -8,6 +8,10 @@ import sys
 # subcommand -> (module with `main(argv)`, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "params": ("lora_repro.methods.params", "trainable-parameter counts of the paper's tables 2, 3, 4"),
+    "train": ("lora_repro.app", "train one run: Hydra overrides, e.g. model=roberta-base task=glue/rte method=lora"),
+    "tables": ("lora_repro.tables", "rebuild the paper's Tables 1-6 (md/csv/tex) from results/runs and results/bench"),
+    "plots": ("lora_repro.plots", "rank-sweep and parameter-budget figures from results/runs"),
+    "plan": ("lora_repro.planner", "a preset's runs, how many are finished or failed, estimated GPU-hours"),
     "analyze": ("lora_repro.analysis.cli", "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
     "fixture": ("lora_repro.tasks.fixtures", "write a task's fixture data (hub schema) to a directory"),
 }

@@ -21,7 +21,7 @@ from typing import Any
 # Top-level config keys that never change what a run computes.
 IDENTITY_EXCLUDED_KEYS = frozenset(
     {"logger", "hydra", "launcher", "results_dir", "output_dir", "checkpoint_dir", "resume", "dry_run",
-     "progress_bar", "skip_existing", "num_workers"}
+     "progress_bar", "skip_existing", "num_workers", "stop_after_steps"}
 )
 RECORD_FIELDS = (
     "run_id", "created_at", "git_sha", "model", "task", "method", "r", "alpha", "targets", "seed",

@@ -13,15 +13,6 @@ from lora_repro.analysis.rank import paper_rank_table, rank_table, select_rank, 
 from lora_repro.analysis.subspace import phi, random_baseline, right_singular_basis, subspace_similarity
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny matrices only lose to thread hand-offs (by 100x on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _orthonormal(d, k, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.linalg.qr(torch.randn(d, k, generator=g, dtype=torch.float64))[0]

@@ -18,15 +18,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 ROBERTA_SITE = {"q": "attention.self.query", "v": "attention.self.value"}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny matrices only lose to thread hand-offs (by 100x on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_adapter(path, tensors, **config):
     path.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path / "adapter.safetensors"))

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from lora_repro.methods import MethodConfigError, apply_method, count_params
 

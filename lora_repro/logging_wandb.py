@@ -1,0 +1,112 @@
+"""Weights & Biases logging of a run: the resolved config, step losses, epoch metrics, and a summary
+that mirrors the run's record (metrics, parameter counts, peak memory, tokens/s, wall time).
+
+Offline by default: WANDB_MODE is set to the logger config's `mode` (default `offline`) unless the user
+already set it, so runs never need a network; `wandb sync <results>/wandb/offline-run-*` uploads them
+later. `logger=none` disables W&B. wandb is imported only when a run logs to it.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+SUMMARY_KEYS = ("run_id", "main_metric", "trainable_params", "trainable_params_paper", "total_params",
+                "peak_vram_bytes", "peak_memory_kind", "tokens_per_s", "train_wall_s", "status")
+
+
+class WandbLogger:
+    def __init__(self, run):
+        self.run = run
+
+    def log(self, values: Mapping, step: int) -> None:
+        self.run.log(dict(values), step=step)
+
+    def finish_with(self, record: Mapping) -> None:
+        """Put the record's numbers into the run summary, then close the run."""
+        summary = {k: record.get(k) for k in SUMMARY_KEYS if record.get(k) is not None}
+        summary.update({f"metrics/{k}": v for k, v in (record.get("metrics") or {}).items()})
+        main = record.get("main_metric")
+        if main in (record.get("metrics") or {}):
+            summary["main_metric_value"] = record["metrics"][main]
+        self.run.summary.update(summary)
+        self.run.finish(exit_code=0 if record.get("status") == "finished" else 1)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.run.dir)
+
+
+def start(logger_cfg: Mapping | None, config: Mapping, run_id: str, results_dir: str) -> WandbLogger | None:
+    """A W&B run for this training run, or None when `logger.name` is `none`."""
+    if not logger_cfg or logger_cfg.get("name", "none") == "none":
+        return None
+    os.environ.setdefault("WANDB_MODE", logger_cfg.get("mode") or "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    directory = Path(logger_cfg.get("dir") or results_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=logger_cfg.get("project") or "lora-repro", entity=logger_cfg.get("entity"),
+                     group=logger_cfg.get("group"), tags=list(logger_cfg.get("tags") or []),
+                     name=run_id, dir=str(directory), config=dict(config), reinit="finish_previous")
+    return WandbLogger(run)
+
+
+# --- reading an offline run back (tests, and checking a run before `wandb sync`) -----------------
+_BLOCK, _HEADER = 32768, 7
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _log_payloads(data: bytes):
+    """Records of a `.wandb` transaction log: a 7-byte ':W&B' file header, then LevelDB-log records
+    (crc32, length u16, type u8) in 32 KiB blocks, large records split FIRST/MIDDLE/LAST."""
+    if data[:4] != b":W&B":
+        raise ValueError("not a W&B transaction log")
+    pos, chunks = _HEADER, []
+    while pos + _HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _HEADER:  # block trailer padding
+            pos += left
+            continue
+        length = int.from_bytes(data[pos + 4:pos + 6], "little")
+        kind = data[pos + 6]
+        payload = data[pos + _HEADER:pos + _HEADER + length]
+        pos += _HEADER + length
+        if kind == 0 and length == 0:
+            continue
+        if kind == _FULL:
+            yield payload
+        elif kind == _FIRST:
+            chunks = [payload]
+        elif kind == _MIDDLE:
+            chunks.append(payload)
+        elif kind == _LAST:
+            chunks.append(payload)
+            yield b"".join(chunks)
+
+
+def read_offline_run(run_dir: str | os.PathLike) -> dict:
+    """{'config': {...}, 'summary': {...}, 'name': str} of an offline run directory
+    (`<dir>/wandb/offline-run-*`), decoded from its `.wandb` log with wandb's own protobufs."""
+    import json
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (log,) = Path(run_dir).glob("run-*.wandb")
+    config, summary, name = {}, {}, None
+    for payload in _log_payloads(log.read_bytes()):
+        rec = pb.Record()
+        rec.ParseFromString(payload)
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            name = rec.run.display_name
+            config.update({u.key: json.loads(u.value_json) for u in rec.run.config.update})
+        elif kind == "config":
+            config.update({u.key: json.loads(u.value_json) for u in rec.config.update})
+        elif kind == "summary":
+            for u in rec.summary.update:
+                key = "/".join(u.nested_key) if u.nested_key else u.key
+                summary[key] = json.loads(u.value_json)
+    config.pop("_wandb", None)
+    return {"name": name, "config": config, "summary": summary}

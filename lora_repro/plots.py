@@ -1,0 +1,123 @@
+"""Figures from run records (PNG, matplotlib Agg): the rank sweep (metric vs LoRA r, one line per
+target set; the paper's Tables 6/18) and parameter budget vs metric (every method; the paper's Fig. 2).
+
+One figure per (model, task), the main metric of each finished record, the median over seeds per
+point. Written to ``<results>/figures/{rank,budget}_<model>_<task>.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .tables import load_finished, method_options
+
+FINISHED = "finished"
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")
+
+
+def _value(rec: Mapping) -> float | None:
+    v = (rec.get("metrics") or {}).get(rec.get("main_metric"))
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _params(rec: Mapping) -> float | None:
+    v = rec.get("trainable_params_paper", rec.get("trainable_params"))
+    return float(v) if isinstance(v, (int, float)) and v > 0 else None
+
+
+def rank_series(recs: Iterable[Mapping]) -> dict[tuple, dict[str, list[tuple[int, float, int]]]]:
+    """{(model, task): {target set: [(r, median metric, n seeds), ...] sorted by r}} over LoRA records."""
+    points: dict[tuple, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for rec in recs:
+        if rec.get("status") != FINISHED or rec.get("method") != "lora" or _value(rec) is None:
+            continue
+        opts = method_options(rec)
+        if not isinstance(opts.get("r"), int):
+            continue
+        targets = ",".join(sorted(map(str, opts.get("targets") or []), key="qkvo".find))
+        points[(str(rec.get("model")), str(rec.get("task")))][targets][opts["r"]].append(_value(rec))
+    return {k: {t: sorted((r, statistics.median(v), len(v)) for r, v in by_r.items()) for t, by_r in series.items()}
+            for k, series in points.items()}
+
+
+def budget_points(recs: Iterable[Mapping]) -> dict[tuple, dict[str, list[tuple[float, float]]]]:
+    """{(model, task): {method: [(trainable params, median metric), ...]}} over all methods."""
+    pts: dict[tuple, dict[str, dict[float, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for rec in recs:
+        if rec.get("status") != FINISHED or _value(rec) is None or _params(rec) is None:
+            continue
+        pts[(str(rec.get("model")), str(rec.get("task")))][str(rec.get("method"))][_params(rec)].append(_value(rec))
+    return {k: {m: sorted((p, statistics.median(v)) for p, v in by_p.items()) for m, by_p in series.items()}
+            for k, series in pts.items()}
+
+
+def _figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def write_figures(results_dir: str | Path, out_dir: str | Path | None = None, recs=None) -> list[Path]:
+    """Write every rank-sweep and budget figure the records allow; returns the PNG paths."""
+    results_dir = Path(results_dir)
+    out_dir = Path(out_dir) if out_dir else results_dir / "figures"
+    recs = load_finished(results_dir) if recs is None else list(recs)
+    plt = _figure()
+    written = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for (model, task), series in sorted(rank_series(recs).items()):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for targets, pts in sorted(series.items()):
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"W {targets}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("LoRA rank r")
+        ax.set_ylabel(f"{task} (main metric, median over seeds)")
+        ax.set_title(f"Rank sweep: {model} on {task}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"rank_{_slug(model)}_{_slug(task)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    for (model, task), series in sorted(budget_points(recs).items()):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for method, pts in sorted(series.items()):
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="-" if len(pts) > 1 else "",
+                    label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("trainable parameters (the paper's count)")
+        ax.set_ylabel(f"{task} (main metric)")
+        ax.set_title(f"Parameter budget: {model} on {task}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"budget_{_slug(model)}_{_slug(task)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lora-repro plots", description=__doc__)
+    p.add_argument("--results", default="results", help="results directory holding runs/ (default: results)")
+    p.add_argument("--out", default=None, help="output directory (default: <results>/figures)")
+    args = p.parse_args(argv)
+    paths = write_figures(args.results, args.out)
+    for path in paths:
+        print(f"figure: {path}")
+    if not paths:
+        print("no finished records with a main metric: no figures", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

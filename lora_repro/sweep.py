@@ -1,0 +1,201 @@
+"""Sweep helpers: expand a preset's ``hydra.sweeper.params`` into jobs, compose each job's config
+with Hydra's compose API, and give each job the run identity the train app will give it.
+
+Also the ``init_from_run`` resolver that starts a run from another run's adapter (the paper starts
+LoRA on MRPC/RTE/STS-B from the MNLI LoRA adapter of the same seed):
+
+    method_init_from: ${init_from_run:'+experiment/table2=roberta-base_lora/mnli'}
+
+resolves to ``<results_dir>/checkpoints/<run_id>/adapter``, where ``run_id`` is the identity of the job
+whose overrides are *this* job's overrides with the given ones put in place (same key replaced,
+otherwise appended). So the source is found by identity, not by path conventions or timestamps. The
+train app must call ``register_resolvers()`` before Hydra composes (import time of the app module).
+The source run must have finished before the dependent run starts: the table2 preset is split into two
+stages (``table2`` then ``table2_from_mnli``) that `make reproduce-table2` runs in that order.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import records
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_DIR = REPO_ROOT / "conf"
+CONFIG_NAME = "config"
+
+# The job being composed outside a Hydra app (planner, tests): (config_dir, config_name, overrides).
+_JOB_CONTEXT: list[tuple[str, str, list[str]]] = []
+_SOURCE_CACHE: dict[tuple, dict] = {}   # source job -> its resolved config (many jobs share one MNLI source)
+
+
+class SweepError(ValueError):
+    """A preset or override set that cannot be expanded/composed; the message says which and why."""
+
+
+def override_key(override: str) -> str:
+    """``+experiment/table2=x`` -> ``experiment/table2``; ``~a`` -> ``a``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def replace_overrides(overrides: Sequence[str], replacements: Sequence[str]) -> list[str]:
+    """``overrides`` with each replacement put in place of the override with the same key (or appended)."""
+    out = list(overrides)
+    for rep in replacements:
+        key = override_key(rep)
+        hits = [i for i, o in enumerate(out) if override_key(o) == key]
+        if hits:
+            out[hits[0]] = rep
+            for i in reversed(hits[1:]):
+                del out[i]
+        else:
+            out.append(rep)
+    return out
+
+
+def run_id_of(config: Mapping) -> str:
+    """The identity the train app gives a resolved config (its own rule when available)."""
+    try:
+        from .run import run_id_of as app_run_id
+    except ImportError:
+        return records.run_identity(config)
+    return app_run_id(config)
+
+
+@contextlib.contextmanager
+def hydra_context(config_dir: str | os.PathLike | None = None) -> Iterator[None]:
+    """Initialise Hydra once for many compositions (re-initialising per job costs ~0.5 s)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
+    with initialize_config_dir(config_dir=str(Path(config_dir or DEFAULT_CONFIG_DIR).resolve()), version_base="1.3"):
+        yield
+
+
+def compose(overrides: Sequence[str], config_dir: str | os.PathLike | None = None,
+            config_name: str = CONFIG_NAME, return_hydra_config: bool = False):
+    """The composed config of one job (Hydra's compose API; the job's overrides as on the command line).
+    Inside a running app (or a ``hydra_context``) the already initialised config search path is used."""
+    from hydra import compose as hydra_compose
+
+    register_resolvers()
+    with hydra_context(config_dir):
+        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+@contextlib.contextmanager
+def job_context(overrides: Sequence[str], config_dir: str | os.PathLike | None = None,
+                config_name: str = CONFIG_NAME) -> Iterator[None]:
+    """Resolve ``init_from_run`` for a job composed outside the app (the planner does this)."""
+    _JOB_CONTEXT.append((str(Path(config_dir or DEFAULT_CONFIG_DIR).resolve()), config_name, list(overrides)))
+    try:
+        yield
+    finally:
+        _JOB_CONTEXT.pop()
+
+
+def resolved_config(overrides: Sequence[str], config_dir: str | os.PathLike | None = None,
+                    config_name: str = CONFIG_NAME) -> dict:
+    """The job's config as plain data with every interpolation resolved (what its record stores)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(overrides, config_dir, config_name)
+    with job_context(overrides, config_dir, config_name):
+        return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _current_job() -> tuple[str | None, str, list[str]]:
+    if _JOB_CONTEXT:
+        return _JOB_CONTEXT[-1]
+    from hydra.core.hydra_config import HydraConfig
+    if not HydraConfig.initialized():
+        raise SweepError("init_from_run needs the job's overrides: call it inside the Hydra app, or compose "
+                         "with lora_repro.sweep.resolved_config(overrides)")
+    hc = HydraConfig.get()
+    config_dir = next((s.path for s in hc.runtime.config_sources if s.provider == "main"), None)
+    return config_dir, hc.job.config_name, list(hc.overrides.task)
+
+
+def init_from_run(*replacements: str) -> str:
+    """The adapter dir of the run whose overrides are this job's with ``replacements`` put in place."""
+    config_dir, config_name, overrides = _current_job()
+    source = replace_overrides(overrides, replacements)
+    if source == list(overrides):
+        raise SweepError(f"init_from_run{replacements}: the source run would be this run itself")
+    key = (config_dir, config_name, tuple(source))
+    if key not in _SOURCE_CACHE:
+        _SOURCE_CACHE[key] = resolved_config(source, config_dir, config_name)
+    config = _SOURCE_CACHE[key]
+    results_dir = config.get("results_dir") or "results"
+    return str(Path(results_dir) / "checkpoints" / run_id_of(config) / "adapter")
+
+
+def register_resolvers() -> None:
+    """Register ``init_from_run`` with OmegaConf (idempotent)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("init_from_run"):
+        OmegaConf.register_new_resolver("init_from_run", init_from_run)
+
+
+# ------------------------------------------------------------------------------------------- jobs
+def expand_sweep(params: Mapping[str, Any], arguments: Sequence[str] = ()) -> list[list[str]]:
+    """One override list per job, exactly as Hydra's basic sweeper builds them: the preset's
+    ``hydra.sweeper.params`` then the command line's overrides (a later key replaces an earlier one in
+    place, so the command line narrows or widens the preset's sweep), cartesian product in that order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [f"{k}={' '.join(str(v).split())}" for k, v in params.items()] + list(arguments)
+    parsed = OverridesParser.create().parse_overrides(lines)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+@dataclass
+class Job:
+    overrides: list[str]
+    config: dict
+    run_id: str
+    results_dir: str
+
+    @property
+    def status(self) -> str | None:
+        """"finished", "failed" (its record says so; the sweep re-runs it) or None (never ran)."""
+        rec = records.read_record(records.record_path(self.results_dir, self.run_id))
+        return rec.get("status") if rec else None
+
+    @property
+    def finished(self) -> bool:
+        return self.status == records.STATUS_FINISHED
+
+
+def preset_jobs(experiment: str, extra: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> list[Job]:
+    """Every job ``train.py -m +experiment=<experiment> <extra>`` would launch, composed and identified."""
+    with hydra_context(config_dir):
+        return _preset_jobs(experiment, list(extra), config_dir)
+
+
+def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
+    base = [f"+experiment={experiment}", *extra]
+    try:
+        hcfg = compose([o for o in base if "," not in o.split("=", 1)[-1]], config_dir, return_hydra_config=True)
+    except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the preset in one message
+        raise SweepError(f"cannot compose +experiment={experiment}: {e}") from e
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(hcfg.hydra.sweeper.params or {}, resolve=False)
+    jobs = []
+    for overrides in expand_sweep(params, base):
+        try:
+            config = resolved_config(overrides, config_dir)
+        except Exception as e:  # noqa: BLE001
+            raise SweepError(f"cannot compose job {' '.join(overrides)}: {type(e).__name__}: {e}") from e
+        jobs.append(Job(overrides, config, run_id_of(config), str(config.get("results_dir") or "results")))
+    return jobs

@@ -1,0 +1,228 @@
+"""The one shared trainer: a plain torch loop (not HF Trainer) that every method and task goes through.
+
+AdamW on the trainable parameters, linear warmup/decay, clipping, label smoothing, fp32/bf16/fp16
+autocast, gradient accumulation, dynamic padding, evaluation after every epoch with the paper's
+best-epoch rule (or once at the end: `eval_epochs: last`), and a checkpoint after every epoch (or
+every N steps) from which a killed run resumes to exactly the same result: the data order is a
+function of (seed, epoch), and the RNG, optimizer and scheduler states travel in the checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import dist as dist_mod
+from .evaluate import evaluate_encoder, evaluate_generation, generation_settings
+from .features import collate, encode_decoder, encode_encoder, epoch_order
+from .measure import Stopwatch, peak_memory, reset_peak_memory
+from .optim import linear_schedule, make_optimizer, warmup_steps
+from .state import load_state, save_state
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class FitResult:
+    metrics: dict                      # the best epoch's metrics (first eval split unprefixed) + best_epoch
+    history: list[dict]                # every evaluated epoch's metrics
+    best_epoch: int | None
+    steps: int
+    tokens_per_s: float | None
+    train_wall_s: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    interrupted: bool = False          # stopped by stop_after_steps; resume to finish
+    extra: dict = field(default_factory=dict)
+
+
+def _opt(cfg: Mapping, key: str, default=None):
+    value = cfg.get(key, default) if cfg is not None else default
+    return default if value is None else value
+
+
+def flat_metrics(per_split: dict[str, dict], splits: list[str]) -> dict:
+    """First eval split unprefixed (the headline), the others as `<split>/<metric>`."""
+    out = dict(per_split[splits[0]])
+    for split in splits[1:]:
+        out.update({f"{split}/{k}": v for k, v in per_split[split].items()})
+    return out
+
+
+def token_loss(logits, labels, label_smoothing: float):
+    """Next-token loss on the labelled (target) positions only."""
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100,
+                           label_smoothing=label_smoothing)
+
+
+def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decoder: bool, max_length: int,
+        state_dir=None, resume: bool = True, on_best: Callable | None = None, on_log: Callable | None = None,
+        generation: Mapping | None = None, stop_after_steps: int | None = None, progress_bar: bool = True,
+        dist: dist_mod.Dist | None = None) -> FitResult:
+    """Train `model` (method already applied) on `data[task.train_split]`, evaluating `task.eval_splits`.
+
+    `on_best(model, epoch, metrics)` runs on rank 0 whenever an epoch beats the best so far (the run
+    saves its adapter there); `on_log(dict)` gets step losses and epoch metrics.
+    """
+    from tqdm.auto import tqdm
+
+    dist = dist or dist_mod.Dist(device=next(model.parameters()).device)
+    device = dist.device
+    model.to(device)
+    regression = task.kind == "regression"
+    cfg = trainer_cfg
+    bs, accum, epochs = int(cfg["batch_size"]), int(_opt(cfg, "grad_accum", 1)), int(cfg["epochs"])
+    eval_bs = int(_opt(cfg, "eval_batch_size", bs))
+    label_smoothing = float(_opt(cfg, "label_smoothing", 0.0))
+    max_grad_norm = _opt(cfg, "max_grad_norm", 0.0)
+    precision = _opt(cfg, "precision", "fp32")
+    amp_dtype = PRECISIONS[precision]
+
+    def autocast():
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+    # --- data: tokenized once, batched per epoch in a seed-determined order ----------------------
+    train_split = data[task.train_split]
+    if decoder:
+        train = encode_decoder(task, train_split, tokenizer, max_length)
+    else:
+        train = encode_encoder(task, train_split, tokenizer, max_length, model.config)
+    splits = list(task.eval_splits)
+    if decoder:
+        evals = {s: task.eval_items(data[s]) for s in splits}
+        gen = generation_settings(task, generation)
+    else:
+        evals = {s: encode_encoder(task, data[s], tokenizer, max_length, model.config) for s in splits}
+    pad_id = tokenizer.pad_token_id
+    n_local = len(epoch_order(len(train), seed, 0, dist.rank, dist.world))
+    batches_per_epoch = math.ceil(n_local / bs)
+    steps_per_epoch = math.ceil(batches_per_epoch / accum)
+    total_steps = steps_per_epoch * epochs
+
+    # --- optimisation -----------------------------------------------------------------------------
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(model, float(cfg["lr"]), float(_opt(cfg, "weight_decay", 0.0)),
+                               _opt(cfg, "adam_betas", (0.9, 0.999)), float(_opt(cfg, "adam_eps", 1e-8)))
+    warmup = warmup_steps(total_steps, float(_opt(cfg, "warmup_ratio", 0.0)), _opt(cfg, "warmup_steps", 0))
+    scheduler = linear_schedule(optimizer, warmup, total_steps)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    save_every = int(_opt(cfg, "save_every_steps", 0))
+    log_every = int(_opt(cfg, "log_every_steps", 50))
+
+    progress = {"epoch": 0, "batches_done": 0, "step": 0, "history": [], "best": None, "best_epoch": None,
+                "tokens": 0, "train_s": 0.0, "wall_s": 0.0, "loss_sum": 0.0, "loss_n": 0}
+    if state_dir is not None and resume:
+        restored = load_state(state_dir, model, optimizer, scheduler, scaler)
+        if restored is not None:
+            progress = restored
+    ddp_model = dist_mod.wrap(model, dist)
+    reset_peak_memory(device)
+    watch = Stopwatch(progress["train_s"])
+    wall0 = time.perf_counter() - progress["wall_s"]
+
+    def checkpoint():
+        progress["train_s"], progress["wall_s"] = watch.seconds, time.perf_counter() - wall0
+        if state_dir is not None and dist.main:
+            save_state(state_dir, model, optimizer, scheduler, scaler, progress)
+        dist_mod.barrier(dist)
+
+    def result(interrupted: bool) -> FitResult:
+        peak, kind = peak_memory(device)
+        best = progress["best"] or {}
+        metrics = {**best, "best_epoch": progress["best_epoch"]} if best else {}
+        return FitResult(metrics=metrics, history=progress["history"], best_epoch=progress["best_epoch"],
+                         steps=progress["step"], train_wall_s=time.perf_counter() - wall0,
+                         tokens_per_s=(progress["tokens"] * dist.world / watch.seconds) if watch.seconds else None,
+                         peak_memory_bytes=peak, peak_memory_kind=kind, interrupted=interrupted)
+
+    bar = tqdm(total=total_steps, initial=progress["step"], desc=f"train {task.name}", leave=False,
+               disable=not progress_bar or not dist.main)
+    while progress["epoch"] < epochs:
+        epoch = progress["epoch"]
+        order = epoch_order(len(train), seed, epoch, dist.rank, dist.world)
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+        model.train()
+        for bi in range(progress["batches_done"], len(batches)):
+            batch = collate([train[i] for i in batches[bi]], pad_id, decoder, regression)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            group_end = min(len(batches), (bi // accum + 1) * accum)  # last micro-batch of this step
+            with watch:
+                with autocast():
+                    logits = ddp_model(**batch).logits
+                if decoder:
+                    loss = token_loss(logits, labels, label_smoothing)
+                elif regression:
+                    loss = F.mse_loss(logits.float().squeeze(-1), labels)
+                else:
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+                scaled = loss / (group_end - (bi // accum) * accum)
+                (scaler.scale(scaled) if scaler else scaled).backward()
+                progress["tokens"] += int(batch["attention_mask"].sum())
+                loss = loss.detach()
+                progress["loss_sum"] += float(loss)
+                progress["loss_n"] += 1
+                if bi + 1 == group_end:
+                    if scaler:
+                        scaler.unscale_(optimizer)
+                    if max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_(trainable, float(max_grad_norm))
+                    if scaler:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            if bi + 1 != group_end:
+                continue
+            progress["step"] += 1
+            progress["batches_done"] = bi + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+            if on_log and dist.main and progress["step"] % log_every == 0:
+                on_log({"train/loss": float(loss), "train/lr": scheduler.get_last_lr()[0],
+                        "train/epoch": epoch + (bi + 1) / len(batches)}, progress["step"])
+            stop = stop_after_steps is not None and progress["step"] >= stop_after_steps
+            if stop or (save_every and progress["step"] % save_every == 0):
+                checkpoint()
+            if stop:
+                bar.close()
+                return result(interrupted=True)
+        # --- end of epoch: evaluate, keep the best, checkpoint --------------------------------------
+        evaluate_now = _opt(cfg, "eval_epochs", "all") == "all" or epoch + 1 == epochs
+        if dist.main and evaluate_now:
+            eval_model = dist_mod.unwrap(ddp_model)
+            per_split = {}
+            for s in splits:
+                ebar = tqdm(total=len(evals[s]), desc=f"eval {s}", leave=False, disable=not progress_bar)
+                if decoder:
+                    per_split[s] = evaluate_generation(eval_model, tokenizer, task, evals[s], gen, max_length,
+                                                       eval_bs, device, autocast, ebar)
+                else:
+                    per_split[s] = evaluate_encoder(eval_model, task, evals[s], eval_bs, pad_id, device, autocast,
+                                                    ebar)
+                ebar.close()
+            merge = getattr(task, "merge_split_metrics", None)
+            metrics = merge(per_split) if merge else flat_metrics(per_split, splits)
+            metrics["train_loss"] = progress["loss_sum"] / max(1, progress["loss_n"])
+            progress["history"].append({"epoch": epoch + 1, **metrics})
+            best = progress["best"]
+            if best is None or metrics[task.main_metric] > best[task.main_metric]:
+                progress["best"], progress["best_epoch"] = metrics, epoch + 1
+                if on_best:
+                    on_best(eval_model, epoch + 1, metrics)
+            if on_log:
+                on_log({f"eval/{k}": v for k, v in metrics.items()}, progress["step"])
+        progress.update(epoch=epoch + 1, batches_done=0, loss_sum=0.0, loss_n=0)
+        checkpoint()
+    bar.close()
+    return result(interrupted=False)

@@ -1,0 +1,62 @@
+"""Resumable training state: trainable weights, optimizer, scheduler, grad scaler, RNG states and
+progress, in one file written atomically. Frozen weights are not saved: a resumed run rebuilds the
+model the same way (same seed, same checkpoint) and loads only what trains."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+STATE_FILE = "state.pt"
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(directory: str | os.PathLike, model, optimizer, scheduler, scaler, progress: dict) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / STATE_FILE
+    tmp = directory / f".{STATE_FILE}.tmp"
+    torch.save({"model": trainable_state(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "rng": rng_state(), "progress": progress}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(directory: str | os.PathLike, model, optimizer, scheduler, scaler) -> dict | None:
+    """Restore a saved state into the live objects; returns its progress (None when there is none)."""
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    missing = model.load_state_dict(state["model"], strict=False)
+    if missing.unexpected_keys:
+        raise RuntimeError(f"checkpoint {path} holds weights this model lacks: {missing.unexpected_keys[:5]}")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    return state["progress"]

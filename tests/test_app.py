@@ -1,0 +1,186 @@
+"""The Hydra app end to end, offline on CPU: tiny models on fixture data in the hub schema, one GLUE
+task (tiny RoBERTa) and one generation task (tiny GPT-2 on E2E), each with full fine-tuning and a
+parameter-efficient method; the record and the offline W&B run both exist and agree. Config errors
+stop the run before any model is loaded, with a message naming the key, the value and what is allowed."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from lora_repro import records
+from lora_repro.app import CONF_DIR
+from lora_repro.logging_wandb import read_offline_run
+from lora_repro.methods import METHODS
+from lora_repro.run import RunConfigError, run, validate
+
+fixtures = pytest.importorskip("lora_repro.tasks.fixtures")
+REPO = Path(__file__).resolve().parent.parent
+PEFT = "lora" if "lora" in METHODS else "bitfit"   # lora once the lora branch is merged
+needs_lora = pytest.mark.skipif("lora" not in METHODS, reason="the lora method is not merged yet")
+
+SETUPS = {
+    "glue": dict(model="tiny-roberta", task="glue/rte", extra=["task.max_length=64"]),
+    "e2e": dict(model="tiny-gpt2", task="e2e", extra=["task.max_length=96", "task.max_eval_samples=4",
+                                                      "task.generation.num_beams=2", "task.generation.max_new_tokens=8",
+                                                      "trainer.epochs=1", "trainer.label_smoothing=0.1",
+                                                      "trainer.max_grad_norm=null"]),
+}
+
+
+def overrides(tmp_path, setup, method):
+    s = SETUPS[setup]
+    data = tmp_path / "data" / setup
+    if not data.exists():
+        fixtures.write_fixture(s["task"], data, n_train=32, n_eval=16)
+    return [f"model={s['model']}", f"task={s['task']}", f"method={method}", "trainer=tiny", f"task.data_dir={data}",
+            f"results_dir={tmp_path / 'results'}", "progress_bar=false", *s["extra"]]
+
+
+def compose_cfg(args):
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return compose("config", overrides=args)
+
+
+def app(args, **env):
+    """`python experiments/train.py ARGS` in a fresh process (W&B mode left to the app's default)."""
+    environ = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+    environ.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **env)
+    return subprocess.run([sys.executable, str(REPO / "experiments" / "train.py"), *args], cwd=REPO, env=environ,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_wandb_agrees(rec, results_dir):
+    runs = [p for p in (Path(results_dir) / "wandb").glob("offline-run-*") if read_offline_run(p)["name"] == rec["run_id"]]
+    assert len(runs) == 1, list((Path(results_dir) / "wandb").glob("*"))
+    wb = read_offline_run(runs[0])
+    summary = wb["summary"]
+    for key, value in rec["metrics"].items():
+        assert summary[f"metrics/{key}"] == pytest.approx(value), key
+    for key in ("trainable_params", "total_params", "peak_vram_bytes", "tokens_per_s", "train_wall_s"):
+        assert summary[key] == pytest.approx(rec[key]), key
+    assert summary["main_metric_value"] == pytest.approx(rec["metrics"][rec["main_metric"]])
+    assert wb["config"]["method"] == rec["config"]["method"] and wb["config"]["seed"] == rec["seed"]
+
+
+@pytest.mark.slow
+def test_app_subprocess_writes_record_and_offline_wandb_then_skips(tmp_path):
+    """`python experiments/train.py ...` for real: GLUE RTE, tiny RoBERTa, full fine-tuning."""
+    args = overrides(tmp_path, "glue", "ft")
+    out = app(args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (rec,), bad = records.load_records(tmp_path / "results")
+    assert not bad
+    check_record(rec, "glue", "ft", tmp_path)
+    assert rec["peak_memory_kind"] == "cpu_rss" and rec["peak_vram_bytes"] > 0
+    again = app(args)                                    # same identity: skipped, record untouched
+    assert again.returncode == 0 and "skipping" in again.stderr + again.stdout
+    assert records.load_records(tmp_path / "results")[0] == [rec]
+
+
+def check_record(rec, setup, method, tmp_path):
+    assert rec["status"] == "finished" and rec["method"] == method
+    assert rec["task"] == SETUPS[setup]["task"] and rec["model"] == SETUPS[setup]["model"]
+    assert rec["main_metric"] in rec["metrics"] and rec["metrics"]["best_epoch"] >= 1
+    assert rec["tokens_per_s"] > 0 and rec["train_wall_s"] > 0
+    assert rec["trainable_params"] <= rec["trainable_params_with_head"] <= rec["total_params"]
+    assert rec["run_id"] == records.run_identity(rec["config"])
+    assert (Path(rec["adapter_dir"]) / "adapter.safetensors").is_file()
+    with open(Path(rec["adapter_dir"]) / "adapter_config.json") as f:
+        assert json.load(f)["name"] == method
+    assert_wandb_agrees(rec, tmp_path / "results")       # offline although WANDB_MODE was unset
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setup,method", [("e2e", "ft"), ("glue", PEFT), ("e2e", PEFT)])
+def test_runs_through_hydra_compose(tmp_path, monkeypatch, setup, method):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    args = overrides(tmp_path, setup, method) + (["method.r=4", "method.targets=[q,v]"] if method == "lora" else [])
+    rec = run(compose_cfg(args))
+    check_record(rec, setup, method, tmp_path)
+    assert os.environ["WANDB_MODE"] == "offline"
+    if method != "ft":
+        assert 0 < rec["trainable_params"] < rec["total_params"] / 20
+    if method == "lora":
+        from safetensors.torch import load_file
+        keys = load_file(str(Path(rec["adapter_dir"]) / "adapter.safetensors"))
+        assert any(".lora_A.q" in k for k in keys) and any(".lora_B.v" in k for k in keys)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ("trainer.lr=0", r"trainer.lr=0 is invalid; allowed: a number > 0"),
+    ("trainer.batch_size=0", r"trainer.batch_size=0 is invalid; allowed: an integer > 0"),
+    ("trainer.epochs=-1", r"trainer.epochs=-1 is invalid"),
+    ("trainer.precision=fp8", r"trainer.precision='fp8' is invalid; allowed: \['fp32', 'bf16', 'fp16'\]"),
+    ("task.data_dir=/no/such/dir", r"task.data_dir='/no/such/dir' is invalid; allowed: an existing directory"),
+    pytest.param("method.r=0", r"\br\b.*0", marks=needs_lora),
+    pytest.param("method.targets=[q,z]", r"'z'.*q", marks=needs_lora),
+])
+def test_bad_values_are_named_before_any_compute(tmp_path, bad, match):
+    cfg = compose_cfg(overrides(tmp_path, "glue", "lora" if bad.startswith("method") else "ft") + [bad])
+    with pytest.raises(RunConfigError, match=match):
+        validate(cfg)
+
+
+def test_unknown_method_option_and_encoder_on_generation_task(tmp_path):
+    with pytest.raises(RunConfigError, match=r"unknown option\(s\) \['rank'\]"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "bitfit") + ["+method.rank=4"]))
+    with pytest.raises(RunConfigError, match="needs a decoder-only model"):
+        validate(compose_cfg(overrides(tmp_path, "e2e", "ft") + ["model=tiny-roberta"]))
+
+
+def test_app_reports_config_errors_and_unknown_groups_without_running(tmp_path):
+    out = app(overrides(tmp_path, "glue", "ft") + ["task.data_dir=/no/such/dir", "logger=none"])
+    assert out.returncode == 2 and "config error: task.data_dir='/no/such/dir' is invalid" in out.stderr
+    assert not (tmp_path / "results" / "checkpoints").exists()
+    out = app(["model=roberta-huge", "logger=none", f"results_dir={tmp_path / 'results'}"])
+    assert out.returncode != 0 and "model/roberta-huge" in out.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_write_one_record(tmp_path):
+    """DDP through torchrun (gloo on CPU): each rank trains on half the data, only rank 0 writes."""
+    args = overrides(tmp_path, "glue", "lora") + ["logger=none"]
+    environ = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          str(REPO / "experiments" / "train.py"), *args], cwd=REPO, env=environ,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (rec,), bad = records.load_records(tmp_path / "results")
+    assert not bad and rec["status"] == "finished"
+    # 32 examples, batch 8, 2 epochs: 4 steps per epoch on one process, 2 per rank on two
+    assert rec["steps"] == 4
+
+
+def test_decoder_model_on_an_encoder_task_and_bad_eval_epochs(tmp_path):
+    with pytest.raises(RunConfigError, match="needs an encoder model"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["model=tiny-gpt2"]))
+    with pytest.raises(RunConfigError, match="trainer.eval_epochs='some' is invalid"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["trainer.eval_epochs=some"]))
+    validate(compose_cfg(overrides(tmp_path, "e2e", "lora") + ["trainer=gpt2_e2e"]))
+
+
+def test_unreachable_pretrained_model_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RunConfigError, match="model.pretrained='/no/such/checkpoint': cannot load its config"):
+        validate(compose_cfg(overrides(tmp_path, "glue", "ft") + ["model=roberta-base",
+                                                                  "model.pretrained=/no/such/checkpoint"]))
+
+
+ALL_METHODS = ["ft", "ft_top2", "bitfit", "adapter_h", "adapter_l", "adapter_p", "adapter_d", "prefix_embed",
+               "prefix_layer", "lora"]
+METHOD_ARGS = {"ft_top2": ["method.layers=1"], "adapter_d": ["method.drop=1"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setup,method", [("glue", m) for m in ALL_METHODS] +
+                         [("e2e", m) for m in ("adapter_h", "prefix_layer")])
+def test_every_method_trains_through_the_shared_trainer(tmp_path, setup, method):
+    args = overrides(tmp_path, setup, method) + METHOD_ARGS.get(method, []) + ["logger=none", "trainer.epochs=1"]
+    rec = run(compose_cfg(args))
+    assert rec["status"] == "finished" and rec["method_config"]["name"] == method
+    assert rec["metrics"]["train_loss"] > 0 and rec["main_metric"] in rec["metrics"]
+    assert 0 < rec["trainable_params"] <= rec["total_params"]
