@@ -57,6 +57,7 @@ def test_train_cli_writes_lines_and_summary(tmp_path, capsys):
         assert FIELDS <= set(r), FIELDS - set(r)
         assert r["kind"] == "train" and r["tokens_per_s"] > 0 and r["peak_mem_bytes"] > 0
         assert r["peak_mem_kind"] == "cpu_rss" and r["trials"] == 2 and (r["batch"], r["seq"]) == (2, 32)
+        assert r["model"] == "gpt2-medium-tiny" and r["tiny"] is True
     ft, lora, peft = rows
     assert lora["trainable_params"] < ft["trainable_params"] and peft["trainable_params"] < ft["trainable_params"]
     assert lora["method_config"]["r"] == 4 and lora["method_config"]["alpha"] == 32  # the paper's GPT-2 setting
@@ -93,7 +94,7 @@ def test_latency_cli_writes_table1(tmp_path):
     main(["latency", "--tiny", "--trials", "3", "--warmup", "1", "--out", str(out), "--tables", str(tables)])
     rows = lines(out / "latency.jsonl")
     methods = {r["method"] for r in rows}
-    assert {"base", "lora_merged", "lora_unmerged"} <= methods
+    assert {"ft", "lora", "lora_unmerged"} <= methods
     assert methods & set(ADAPTERS) == {m for m in ADAPTERS if m in METHODS}  # adapters once registered
     for r in rows:
         assert FIELDS <= set(r) and r["kind"] == "latency" and r["trials"] == 3 and r["mean_ms"] > 0
@@ -101,16 +102,16 @@ def test_latency_cli_writes_table1(tmp_path):
     text = (tables / "table1.md").read_text()
     assert "lora_unmerged" in text and "overhead" in text
     over = report.latency_overheads(rows)
-    assert over[(1, 16)]["base"] == 0.0
+    assert over[(1, 16)]["ft"] == 0.0
 
 
 def test_table1_sits_beside_the_paper_figures():
     rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": False, "device": "gpu", "precision": "fp32",
              "trials": 100, "batch": b, "seq": s, "method": m, "mean_ms": ms, "std_ms": 1.0, "adapter_params": None}
-            for b, s, m, ms in [(1, 128, "base", 20.0), (1, 128, "adapter_h", 26.0), (1, 128, "lora_unmerged", 21.0)]]
+            for b, s, m, ms in [(1, 128, "ft", 20.0), (1, 128, "adapter_h", 26.0), (1, 128, "lora_unmerged", 21.0)]]
     text = report.table1_markdown(rows)
     assert "| 1 | 128 | adapter_h | - | 25.8 ± 2.2 | +30.3% | 26.00 ± 1.00 | +30.0% |" in text
-    assert "| 1 | 128 | base | - | 19.8 ± 2.7 | 0 | 20.00 ± 1.00 | +0.0% |" in text
+    assert "| 1 | 128 | ft | - | 19.8 ± 2.7 | 0 | 20.00 ± 1.00 | +0.0% |" in text
     assert "| 1 | 128 | lora_unmerged | - | - | - | 21.00 ± 1.00 | +5.0% |" in text
 
 
@@ -169,5 +170,16 @@ def test_repeats_are_interleaved_and_merged_by_median(tmp_path):
 def test_summary_states_unmerged_overhead():
     rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": True, "device": "cpu", "torch": "t",
              "transformers": "x", "precision": "fp32", "trials": 5, "batch": 1, "seq": 16, "method": m, "mean_ms": ms,
-             "std_ms": 0.1} for m, ms in [("base", 10.0), ("lora_unmerged", 12.0)]]
-    assert "lora_unmerged overhead vs base (same run): 1x16 +20.0%" in report.summary_markdown(rows)
+             "std_ms": 0.1} for m, ms in [("ft", 10.0), ("lora_unmerged", 12.0)]]
+    assert "lora_unmerged overhead vs ft (same run): 1x16 +20.0%" in report.summary_markdown(rows)
+
+
+def test_latency_lines_feed_the_project_table1():
+    """lora_repro.tables reads these lines: ft is its Fine-Tune/LoRA row, adapters matched by |Θ|."""
+    tables = pytest.importorskip("lora_repro.tables")
+    rows = [{"kind": "latency", "model": "gpt2-medium", "batch": 1, "seq": 128, "method": m, "mean_ms": ms,
+             "std_ms": 0.5, "adapter_params": p} for m, ms, p in [("ft", 20.0, None), ("lora", 20.1, None),
+                                                               ("adapter_h", 26.0, 10966224)]]
+    built = {r["method"]: r for r in tables.build_table1(rows) if (r["batch"], r["seq"]) == (1, 128)}
+    assert built["Fine-Tune/LoRA"]["ours_ms"] is not None
+    assert built["AdapterH"]["ours_overhead_pct"] == pytest.approx(100 * (26.0 / built["Fine-Tune/LoRA"]["ours_ms"] - 1))

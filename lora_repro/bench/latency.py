@@ -2,9 +2,10 @@
 
 The paper's point: adapters add sequential layers that cost latency, most at small batches (+20-30% at batch 1),
 while LoRA merged into W costs nothing. Rows, as in the table: batch x seq 32x512 with adapters of
-|Θ| = 0.5M, 16x256 and 1x128 with |Θ| = 11M; methods: the base model (= fine-tuned = merged LoRA),
-Adapter^L and Adapter^H with the bottleneck r whose trainable count is closest to |Θ|, plus LoRA merged
-(the wrapper kept, merged flag set) and unmerged (the extra B A x path). Mean ± std over `trials` forward passes
+|Θ| = 0.5M, 16x256 and 1x128 with |Θ| = 11M; methods: `ft` (the base model: a fine-tuned model has the
+same forward), Adapter^L and Adapter^H with the bottleneck r whose trainable count is closest to |Θ|, `lora` (LoRA
+merged into W, the wrapper kept) and `lora_unmerged` (the extra B A x path). Method names are those of
+`lora_repro.tables`, which builds the project's Table 1 from these lines. Mean ± std over `trials` forward passes
 after warmup, as the paper averages over 100 trials.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .models import build_model, meta_model
 # (batch, seq, |Θ| of the adapters) as in Table 1's columns
 PAPER_SHAPES = ((32, 512, 500_000), (16, 256, 11_000_000), (1, 128, 11_000_000))
 TINY_SHAPES = ((4, 64, 2_000), (2, 32, 8_000), (1, 16, 8_000))
-LATENCY_METHODS = ("base", "lora_merged", "lora_unmerged", "adapter_l", "adapter_h")
+LATENCY_METHODS = ("ft", "lora", "lora_unmerged", "adapter_l", "adapter_h")
 ADAPTERS = ("adapter_l", "adapter_h")
 
 
@@ -57,7 +58,7 @@ class LatencySetting:
 def _prepared(setting: LatencySetting, method: str, adapter_params: int, device: torch.device):
     model = build_model(setting.model, setting.tiny, device, setting.seed, setting.attention)
     config: dict = {"name": "ft"}
-    if method.startswith("lora"):
+    if method in ("lora", "lora_unmerged"):
         report = apply_method(model, {"name": "lora", **lora_options(model)})
         config = report.config
         if method == "lora_unmerged":  # B starts at zero; give it values so that nothing is skipped
@@ -91,7 +92,8 @@ def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, 
         trainable_paper = count_params(model).trainable_paper if method in ADAPTERS else None
         del model, ids
     stats = summarize(times)
-    return {"kind": "latency", "model": setting.model, "tiny": setting.tiny, "method": method,
+    model_name = setting.model + ("-tiny" if setting.tiny else "")  # tiny lines never pass for the real model
+    return {"kind": "latency", "model": model_name, "tiny": setting.tiny, "method": method,
             "method_config": config, "impl": "ours", "batch": batch, "seq": seq, "precision": setting.precision,
             "adapter_params_target": adapter_params if method in ADAPTERS else None,
             "adapter_params": trainable_paper,

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 PAPER_TABLE1 = Path(__file__).resolve().parent.parent / "paper_data" / "table1_latency.csv"
-PAPER_TABLE1_METHODS = {"Fine-Tune/LoRA": "base", "AdapterL": "adapter_l", "AdapterH": "adapter_h"}
+PAPER_TABLE1_METHODS = {"Fine-Tune/LoRA": "ft", "AdapterL": "adapter_l", "AdapterH": "adapter_h"}
 
 
 def new_run_id() -> str:
@@ -96,10 +96,10 @@ def train_ratios(rows: list[dict]) -> dict[str, float]:
 
 
 def latency_overheads(rows: list[dict]) -> dict[tuple[int, int], dict[str, float]]:
-    """Per (batch, seq): each method's mean latency over the base model's, minus 1, in percent."""
+    """Per (batch, seq): each method's mean latency over the base model's (`ft`), minus 1, in percent."""
     out: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     lat = [r for r in rows if r["kind"] == "latency"]
-    base = {(r["batch"], r["seq"]): r["mean_ms"] for r in lat if r["method"] == "base"}
+    base = {(r["batch"], r["seq"]): r["mean_ms"] for r in lat if r["method"] == "ft"}
     for r in lat:
         key = (r["batch"], r["seq"])
         if key in base:
@@ -111,7 +111,7 @@ def _train_section(rows: list[dict]) -> list[str]:
     first = rows[0]
     merged = merge_repeats(rows)
     repeats = max(r["repeats"] for r in merged)
-    lines = [f"Training step (forward + backward + AdamW), {first['model']}{' (tiny)' if first.get('tiny') else ''}, "
+    lines = [f"Training step (forward + backward + AdamW), {first['model']}, "
              f"batch {first['batch']} x seq {first['seq']}, {first['precision']}, median of {first['trials']} steps "
              f"after {first['warmup']} warmup{f', median over {repeats} interleaved repeats' if repeats > 1 else ''}; "
              f"peak memory: {first['peak_mem_kind']}.", "",
@@ -137,18 +137,18 @@ def _train_section(rows: list[dict]) -> list[str]:
 
 def _latency_section(rows: list[dict]) -> list[str]:
     first = rows[0]
-    lines = [f"Inference latency (one forward pass), {first['model']}{' (tiny)' if first.get('tiny') else ''}, "
+    lines = [f"Inference latency (one forward pass), {first['model']}, "
              f"{first['precision']}, mean ± std over {first['trials']} trials.", "",
-             "| batch | seq | method | adapter params | ms | overhead vs base |", "| ---: | ---: | --- | ---: | ---: | ---: |"]
+             "| batch | seq | method | adapter params | ms | overhead vs ft |", "| ---: | ---: | --- | ---: | ---: | ---: |"]
     over = latency_overheads(rows)
     for r in rows:
         pct = over.get((r["batch"], r["seq"]), {}).get(r["method"])
         lines.append(f"| {r['batch']} | {r['seq']} | {r['method']} | {r.get('adapter_params') or '-'} | "
                      f"{r['mean_ms']:.2f} ± {r['std_ms']:.2f} | {'-' if pct is None else f'{pct:+.1f}%'} |")
-    for method in ("lora_unmerged", "lora_merged", "adapter_l", "adapter_h"):
+    for method in ("lora_unmerged", "lora", "adapter_l", "adapter_h"):
         cells = [f"{b}x{s} {o[method]:+.1f}%" for (b, s), o in over.items() if method in o]
         if cells:
-            lines += ["", f"{method} overhead vs base (same run): " + ", ".join(cells)]
+            lines += ["", f"{method} overhead vs ft (same run): " + ", ".join(cells)]
     return lines
 
 
@@ -195,7 +195,7 @@ def table1_markdown(rows: list[dict]) -> str:
              f"Ours: {first['model']}{' (tiny: not the paper shape)' if first.get('tiny') else ''}, {first['device']}, "
              f"{first['precision']}, mean ± std over {first['trials']} trials, run {first['run_id']}. "
              "Paper: NVIDIA Quadro RTX8000, 100 trials (arXiv:2106.09685v2 Table 1). "
-             "base = fine-tuned model = LoRA merged into W.", "",
+             "ft = the base model's forward (= a fine-tuned model); lora = LoRA merged into W.", "",
              "| batch | seq | method | adapter params (ours) | paper ms | paper overhead | ours ms | ours overhead |",
              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in lat:

@@ -73,7 +73,8 @@ def measure_train(setting: TrainSetting, spec: MethodSpec, fast: FastPaths, devi
         loss = float(step().detach())
         del model, runner, optimizer, batch
     stats = summarize(times)
-    return {"kind": "train", "model": setting.model, "tiny": setting.tiny, "method": spec.name,
+    model_name = setting.model + ("-tiny" if setting.tiny else "")  # tiny lines never pass for the real model
+    return {"kind": "train", "model": model_name, "tiny": setting.tiny, "method": spec.name,
             "method_config": method_config, "impl": spec.impl, "batch": setting.batch, "seq": setting.seq,
             "precision": setting.precision,
             "tokens_per_s": setting.batch * setting.seq / (stats["median_ms"] / 1e3),
