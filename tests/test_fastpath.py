@@ -8,26 +8,18 @@ from torch import nn
 
 from lora_repro import fastpath
 from lora_repro.fastpath import LengthGroupedSampler, make_optimizer, prepare_model_for_training
-from lora_repro.methods import LoRALayer, apply_method, lora_layers
+from lora_repro.methods import LoRALayer, apply_method
 
-from .conftest import tiny_batch, tiny_model
+from .conftest import randomize_lora, tiny_batch, tiny_model
 
 BF16_RTOL = 2e-2  # bf16 keeps 8 bits of mantissa: ~0.4% per rounding, a few roundings deep
 
-
-def randomize_lora(model, seed=0, std=0.3):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in lora_layers(model):
-            for b in layer.lora_B.values():
-                b.copy_(torch.randn(b.shape, generator=g) * std)
-    return model
 
 
 def lora_model(model_type, targets=("q", "v")):
     model = tiny_model(model_type)
     apply_method(model, {"name": "lora", "r": 4, "alpha": 8, "targets": list(targets)})
-    return randomize_lora(model)
+    return randomize_lora(model, std=0.3)
 
 
 def loss_of(model, model_type, precision="fp32"):
