@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tables": ("lora_repro.tables", "rebuild the paper's Tables 1-6 (md/csv/tex) from results/runs and results/bench"),
     "plots": ("lora_repro.plots", "rank-sweep and parameter-budget figures from results/runs"),
     "plan": ("lora_repro.planner", "a preset's runs, how many are finished or failed, estimated GPU-hours"),
+    "bench": ("lora_repro.bench.cli", "speed and memory: training tokens/s + peak memory per method (ours vs PEFT), Table 1 latency"),
     "analyze": ("lora_repro.analysis.cli", "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
     "fixture": ("lora_repro.tasks.fixtures", "write a task's fixture data (hub schema) to a directory"),
 }

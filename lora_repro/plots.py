@@ -71,39 +71,38 @@ def write_figures(results_dir: str | Path, out_dir: str | Path | None = None, re
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir else results_dir / "figures"
     recs = load_finished(results_dir) if recs is None else list(recs)
-    plt = _figure()
     written = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for (model, task), series in sorted(rank_series(recs).items()):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for targets, pts in sorted(series.items()):
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"W {targets}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("LoRA rank r")
-        ax.set_ylabel(f"{task} (main metric, median over seeds)")
-        ax.set_title(f"Rank sweep: {model} on {task}")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"rank_{_slug(model)}_{_slug(task)}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_line_figure(
+            {f"W {t}": pts for t, pts in series.items()}, out_dir / f"rank_{_slug(model)}_{_slug(task)}.png",
+            xlabel="LoRA rank r", ylabel=f"{task} (main metric, median over seeds)",
+            title=f"Rank sweep: {model} on {task}", xscale={"value": "log", "base": 2}))
     for (model, task), series in sorted(budget_points(recs).items()):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for method, pts in sorted(series.items()):
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="-" if len(pts) > 1 else "",
-                    label=method)
-        ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters (the paper's count)")
-        ax.set_ylabel(f"{task} (main metric)")
-        ax.set_title(f"Parameter budget: {model} on {task}")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"budget_{_slug(model)}_{_slug(task)}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_line_figure(
+            series, out_dir / f"budget_{_slug(model)}_{_slug(task)}.png",
+            xlabel="trainable parameters (the paper's count)", ylabel=f"{task} (main metric)",
+            title=f"Parameter budget: {model} on {task}", xscale={"value": "log"}))
     return written
+
+
+
+def _line_figure(series: dict, path: Path, *, xlabel: str, ylabel: str, title: str, xscale: dict) -> Path:
+    """One PNG: a line per series of (x, y) points (a lone point is drawn as a marker)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, pts in sorted(series.items()):
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="-" if len(pts) > 1 else "",
+                label=label)
+    ax.set_xscale(**xscale)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

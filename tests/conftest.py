@@ -57,3 +57,14 @@ def tiny_batch(model_type: str, batch: int = 2, seq: int = 10, seed: int = 1):
     mask = torch.ones_like(ids)
     mask[0, -3:] = 0
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def randomize_lora(model, seed=0, std=0.5):
+    """B is zero at init; give it values so that the LoRA path shows in the outputs."""
+    from lora_repro.methods import lora_layers
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in lora_layers(model):
+            for b in layer.lora_B.values():
+                b.copy_(torch.randn(b.shape, generator=g) * std)
+    return model

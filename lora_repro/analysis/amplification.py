@@ -99,7 +99,8 @@ class BaseWeights:
         hf_logging.set_verbosity_error()  # a checkpoint with a task head loads into AutoModel with "unexpected" keys
         hf_logging.disable_progress_bar()
         try:
-            self.model = AutoModel.from_pretrained(self.source)
+            from ..models import resolve_source  # `package:<pkg>/<dir>` checkpoints shipped in a package
+            self.model = AutoModel.from_pretrained(resolve_source(self.source))
         except Exception as e:  # noqa: BLE001 -- any loading failure gets the same advice
             raise AnalysisError(
                 f"cannot load the pretrained weights of base model {self.source!r} "

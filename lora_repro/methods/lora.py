@@ -57,6 +57,10 @@ class LoRALayer(nn.Module):
         for a in self.lora_A.values():
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))
         self.merged = False
+        d_out = w.shape[1] if self.fan_in_fan_out else w.shape[0]
+        # what forward loops over, fixed with the slices: (name, rank, output slice or None for the whole output)
+        self._plan = [(t, self.r[t], None if (sl.start, sl.stop) == (0, d_out) else sl)
+                      for t, sl in self.slices.items()]
 
     @property
     def weight(self) -> torch.Tensor:  # code that reads `.weight` of the wrapped projection keeps working
@@ -73,11 +77,15 @@ class LoRALayer(nn.Module):
                 raise RuntimeError("LoRA weights are merged into the base weights; call unmerge_lora(model) "
                                    "before training")
             return out
-        names = list(self.slices)
-        a = self.lora_A[names[0]] if len(names) == 1 else torch.cat([self.lora_A[t] for t in names])
-        h = self.dropout(x) @ a.T                                   # one matmul for every target's A
-        for t, h_t in zip(names, h.split([self.r[t] for t in names], dim=-1)):
-            out[..., self.slices[t]].add_((h_t * self.scaling[t]) @ self.lora_B[t].T)
+        plan, factors_a, factors_b = self._plan, self.lora_A, self.lora_B
+        a = factors_a[plan[0][0]] if len(plan) == 1 else torch.cat([factors_a[t] for t, *_ in plan])
+        # fp32 factors on a bf16 base (lora_repro.fastpath) compute in the input's dtype; a no-op in fp32
+        h = self.dropout(x) @ a.to(x.dtype).T                       # one matmul for every target's A
+        hs = (h,) if len(plan) == 1 else h.split([r for _, r, _ in plan], dim=-1)
+        for (t, _, sl), h_t in zip(plan, hs):
+            delta = h_t @ factors_b[t].to(h_t.dtype).T
+            # the scale rides on the add (no extra kernel); a whole-output add needs no strided view
+            (out if sl is None else out[..., sl]).add_(delta, alpha=self.scaling[t])
         return out
 
     def delta_weight(self, target: str) -> torch.Tensor:

@@ -1,0 +1,219 @@
+"""Benchmark output: one JSON line per measurement, a summary of same-run ratios, and Table 1 beside the paper.
+
+`results/bench/<name>.jsonl` gets one line per measurement (appended; every line of one invocation shares a
+`run_id`). Ratios are only ever taken between lines of the same run: same machine, same load, same versions.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+PAPER_TABLE1 = Path(__file__).resolve().parent.parent / "paper_data" / "table1_latency.csv"
+PAPER_TABLE1_METHODS = {"Fine-Tune/LoRA": "ft", "AdapterL": "adapter_l", "AdapterH": "adapter_h"}
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def environment(device: torch.device) -> dict:
+    """Versions and machine, stored in every line."""
+    import transformers
+
+    from .measure import device_name
+    env = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
+           "transformers": transformers.__version__}
+    try:
+        import peft
+        env["peft"] = peft.__version__
+    except ImportError:
+        env["peft"] = None
+    return env
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def read_jsonl(directory: str | Path) -> list[dict]:
+    rows = []
+    for path in sorted(Path(directory).glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def _options_label(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+def merge_repeats(rows: list[dict]) -> list[dict]:
+    """One row per (method, impl, ablation): the median tokens/s, step time and peak memory over its repeats."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], r["impl"], r.get("ablation", "all_on"))].append(r)
+    out = []
+    for group in groups.values():
+        merged = dict(group[0])
+        for key in ("tokens_per_s", "step_ms_median", "peak_mem_bytes"):
+            merged[key] = statistics.median(r[key] for r in group)
+        merged["repeats"] = len(group)
+        out.append(merged)
+    return out
+
+
+def train_ratios(rows: list[dict]) -> dict[str, float]:
+    """Same-run ratios of the default-fast-path rows: LoRA/FT and ours/PEFT tokens/s, LoRA/FT peak memory."""
+    base = [r for r in merge_repeats(rows) if r["kind"] == "train" and r.get("ablation", "all_on") == "all_on"]
+    by = {r["method"]: r for r in base}
+    out = {}
+    if "lora" in by and "ft" in by:
+        out["lora_over_ft_tokens_per_s"] = by["lora"]["tokens_per_s"] / by["ft"]["tokens_per_s"]
+        out["lora_over_ft_peak_mem"] = by["lora"]["peak_mem_bytes"] / by["ft"]["peak_mem_bytes"]
+    if "lora" in by and "peft_lora" in by:
+        out["ours_over_peft_tokens_per_s"] = by["lora"]["tokens_per_s"] / by["peft_lora"]["tokens_per_s"]
+        out["ours_over_peft_peak_mem"] = by["lora"]["peak_mem_bytes"] / by["peft_lora"]["peak_mem_bytes"]
+    return out
+
+
+def latency_overheads(rows: list[dict]) -> dict[tuple[int, int], dict[str, float]]:
+    """Per (batch, seq): each method's mean latency over the base model's (`ft`), minus 1, in percent."""
+    out: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
+    lat = [r for r in rows if r["kind"] == "latency"]
+    base = {(r["batch"], r["seq"]): r["mean_ms"] for r in lat if r["method"] == "ft"}
+    for r in lat:
+        key = (r["batch"], r["seq"])
+        if key in base:
+            out[key][r["method"]] = 100.0 * (r["mean_ms"] / base[key] - 1.0)
+    return dict(out)
+
+
+def _train_section(rows: list[dict]) -> list[str]:
+    first = rows[0]
+    merged = merge_repeats(rows)
+    repeats = max(r["repeats"] for r in merged)
+    lines = [f"Training step (forward + backward + AdamW), {first['model']}, "
+             f"batch {first['batch']} x seq {first['seq']}, {first['precision']}, median of {first['trials']} steps "
+             f"after {first['warmup']} warmup{f', median over {repeats} interleaved repeats' if repeats > 1 else ''}; "
+             f"peak memory: {first['peak_mem_kind']}.", "",
+             "| method | impl | fast paths | trainable | tokens/s | step ms (median) | peak mem GiB |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in merged:
+        lines.append(f"| {r['method']} | {r['impl']} | {r.get('ablation', 'all_on')} | {r['trainable_params']:,} | "
+                     f"{r['tokens_per_s']:,.0f} | {r['step_ms_median']:.1f} | {_gib(r['peak_mem_bytes'])} |")
+    ratios = train_ratios(rows)
+    if ratios:
+        lines += ["", "Ratios (same run): " + "; ".join(f"{k} = {v:.2f}" for k, v in ratios.items())]
+    ablated = [r for r in merged if r.get("ablation", "all_on") != "all_on"]
+    if ablated:
+        on = {r["method"]: r for r in merged if r.get("ablation", "all_on") == "all_on"}
+        lines += ["", "Fast paths, one switched at a time (tokens/s all-on / variant; > 1: the default setting is faster):"]
+        for r in ablated:
+            ref = on.get(r["method"])
+            if ref:
+                lines.append(f"- {r['method']} {r['ablation']}: {_ratio(ref['tokens_per_s'], r['tokens_per_s'])}x "
+                             f"tokens/s, peak memory {_ratio(ref['peak_mem_bytes'], r['peak_mem_bytes'])}x")
+    return lines
+
+
+def _latency_section(rows: list[dict]) -> list[str]:
+    first = rows[0]
+    lines = [f"Inference latency (one forward pass), {first['model']}, "
+             f"{first['precision']}, mean ± std over {first['trials']} trials.", "",
+             "| batch | seq | method | adapter params | ms | overhead vs ft |", "| ---: | ---: | --- | ---: | ---: | ---: |"]
+    over = latency_overheads(rows)
+    for r in rows:
+        pct = over.get((r["batch"], r["seq"]), {}).get(r["method"])
+        lines.append(f"| {r['batch']} | {r['seq']} | {r['method']} | {r.get('adapter_params') or '-'} | "
+                     f"{r['mean_ms']:.2f} ± {r['std_ms']:.2f} | {'-' if pct is None else f'{pct:+.1f}%'} |")
+    for method in ("lora_unmerged", "lora", "adapter_l", "adapter_h"):
+        cells = [f"{b}x{s} {o[method]:+.1f}%" for (b, s), o in over.items() if method in o]
+        if cells:
+            lines += ["", f"{method} overhead vs ft (same run): " + ", ".join(cells)]
+    return lines
+
+
+def summary_markdown(rows: list[dict]) -> str:
+    """Every run, newest first, with its ratios; measurements from different runs are never compared."""
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        runs[r["run_id"]].append(r)
+    out = ["# Benchmark summary", "",
+           "Generated by `lora-repro bench summary` from `results/bench/*.jsonl`; ratios compare lines of one run only.",
+           ""]
+    for run_id in sorted(runs, reverse=True):
+        run = runs[run_id]
+        first = run[0]
+        out += [f"## Run {run_id}", "",
+                f"{first['device']}; torch {first['torch']}, transformers {first['transformers']}, "
+                f"peft {first.get('peft')}", ""]
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for r in run:
+            groups[(r["kind"], r["model"], r["precision"], r["batch"] if r["kind"] == "train" else 0)].append(r)
+        for (kind, *_), group in groups.items():
+            out += (_train_section(group) if kind == "train" else _latency_section(group)) + [""]
+    return "\n".join(out)
+
+
+def write_summary(bench_dir: str | Path) -> Path:
+    path = Path(bench_dir) / "summary.md"
+    path.write_text(summary_markdown(read_jsonl(bench_dir)))
+    return path
+
+
+def paper_table1() -> list[dict]:
+    with PAPER_TABLE1.open() as f:
+        return list(csv.DictReader(f))
+
+
+def table1_markdown(rows: list[dict]) -> str:
+    """Our latencies beside the paper's (Table 1, GPT-2 medium on a Quadro RTX8000); overheads vs the base model."""
+    lat = [r for r in rows if r["kind"] == "latency"]
+    first = lat[0]
+    paper = {(int(p["batch_size"]), int(p["seq_len"]), PAPER_TABLE1_METHODS[p["method"]]): p for p in paper_table1()}
+    over = latency_overheads(lat)
+    lines = ["# Table 1: inference latency of GPT-2 medium (ms per forward pass)", "",
+             f"Ours: {first['model']}{' (tiny: not the paper shape)' if first.get('tiny') else ''}, {first['device']}, "
+             f"{first['precision']}, mean ± std over {first['trials']} trials, run {first['run_id']}. "
+             "Paper: NVIDIA Quadro RTX8000, 100 trials (arXiv:2106.09685v2 Table 1). "
+             "ft = the base model's forward (= a fine-tuned model); lora = LoRA merged into W.", "",
+             "| batch | seq | method | adapter params (ours) | paper ms | paper overhead | ours ms | ours overhead |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in lat:
+        p = paper.get((r["batch"], r["seq"], r["method"])) if not r.get("tiny") else None
+        paper_ms = f"{float(p['latency_ms']):.1f} ± {float(p['latency_pm_ms']):.1f}" if p else "-"
+        paper_pct = (f"{float(p['overhead_pct_vs_finetune']):+.1f}%" if p and p["overhead_pct_vs_finetune"] else
+                     ("0" if p else "-"))
+        pct = over.get((r["batch"], r["seq"]), {}).get(r["method"])
+        lines.append(f"| {r['batch']} | {r['seq']} | {r['method']} | {r.get('adapter_params') or '-'} | {paper_ms} | "
+                     f"{paper_pct} | {r['mean_ms']:.2f} ± {r['std_ms']:.2f} | "
+                     f"{'-' if pct is None else f'{pct:+.1f}%'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table1(rows: list[dict], tables_dir: str | Path) -> Path:
+    path = Path(tables_dir) / "table1.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(table1_markdown(rows))
+    return path
+
+

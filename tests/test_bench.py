@@ -1,0 +1,185 @@
+"""The benchmark at tiny sizes on CPU: JSON lines with every field, summary ratios, Table 1, cost table.
+No timing is asserted: only that measurements exist, are positive and are reported consistently."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lora_repro.bench import report
+from lora_repro.bench.cli import main
+from lora_repro.bench.latency import ADAPTERS, adapter_count, adapter_r_for
+from lora_repro.bench.methods import MethodSpec, parse_method, peft_target_modules
+from lora_repro.bench.models import build_model
+from lora_repro.bench.throughput import ASSUMPTION, assumed_tokens_per_s, planner_tokens_per_s, table
+from lora_repro.methods import METHODS
+
+FIELDS = {"kind", "run_id", "model", "method", "impl", "batch", "seq", "precision", "tokens_per_s", "peak_mem_bytes",
+          "peak_mem_kind", "mean_ms", "std_ms", "trials", "device", "device_type", "torch", "transformers", "options"}
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_imports_without_hydra_datasets_wandb():
+    code = ("import sys\nfor m in ('hydra', 'datasets', 'wandb', 'omegaconf'): sys.modules[m] = None\n"
+            "import lora_repro.bench.cli, lora_repro.fastpath, lora_repro.bench.throughput")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_parse_method():
+    assert parse_method("lora") == MethodSpec("lora")
+    spec = parse_method('lora:r=8,alpha=16,targets=["q","k"]')
+    assert spec.options == {"r": 8, "alpha": 16, "targets": ["q", "k"]} and spec.impl == "ours"
+    assert parse_method("peft_lora").impl == "peft"
+    with pytest.raises(ValueError, match="valid methods"):
+        parse_method("lorax")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_method("lora:8")
+
+
+def test_peft_targets_are_the_fused_c_attn_on_gpt2():
+    assert peft_target_modules(build_model("gpt2-medium", tiny=True), ["q", "v"]) == ["c_attn"]
+    assert peft_target_modules(build_model("roberta-base", tiny=True), ["q", "v"]) == ["query", "value"]
+
+
+def test_train_cli_writes_lines_and_summary(tmp_path, capsys):
+    out = tmp_path / "bench"
+    pytest.importorskip("peft")
+    main(["train", "--tiny", "--model", "gpt2-medium", "--methods", "ft", "lora", "peft_lora", "--steps", "2",
+          "--warmup", "1", "--out", str(out)])
+    rows = lines(out / "train.jsonl")
+    assert [r["method"] for r in rows] == ["ft", "lora", "peft_lora"]
+    assert [r["impl"] for r in rows] == ["ours", "ours", "peft"]
+    assert len({r["run_id"] for r in rows}) == 1
+    for r in rows:
+        assert FIELDS <= set(r), FIELDS - set(r)
+        assert r["kind"] == "train" and r["tokens_per_s"] > 0 and r["peak_mem_bytes"] > 0
+        assert r["peak_mem_kind"] == "cpu_rss" and r["trials"] == 2 and (r["batch"], r["seq"]) == (2, 32)
+        assert r["model"] == "gpt2-medium-tiny" and r["tiny"] is True
+    ft, lora, peft = rows
+    assert lora["trainable_params"] < ft["trainable_params"] and peft["trainable_params"] < ft["trainable_params"]
+    assert lora["method_config"]["r"] == 4 and lora["method_config"]["alpha"] == 32  # the paper's GPT-2 setting
+    summary = (out / "summary.md").read_text()
+    ratios = report.train_ratios(rows)
+    assert ratios["lora_over_ft_tokens_per_s"] == pytest.approx(lora["tokens_per_s"] / ft["tokens_per_s"])
+    assert f"lora_over_ft_tokens_per_s = {ratios['lora_over_ft_tokens_per_s']:.2f}" in summary
+    assert "ours_over_peft_tokens_per_s" in summary
+
+
+@pytest.mark.slow
+def test_train_cli_bf16_ablation_on_an_encoder(tmp_path):
+    out = tmp_path / "bench"
+    main(["train", "--tiny", "--preset", "roberta-base", "--methods", "ft", "lora", "--precision", "bf16",
+          "--ablate", "--steps", "2", "--warmup", "1", "--out", str(out)])
+    rows = lines(out / "train.jsonl")
+    assert [(r["method"], r["ablation"]) for r in rows] == [
+        ("ft", "all_on"), ("lora", "all_on"), ("lora", "no_frozen_low_precision"), ("lora", "optimizer_loop"),
+        ("lora", "eager_attention")]
+    assert rows[2]["options"]["frozen_low_precision"] is False and rows[3]["options"]["optimizer"] == "loop"
+    assert all(r["precision"] == "bf16" and r["final_loss"] == r["final_loss"] for r in rows)  # not NaN
+    assert "one switched at a time" in (out / "summary.md").read_text()
+
+
+def test_train_cli_rejects_unknown_method_and_preset(tmp_path):
+    with pytest.raises(SystemExit, match="valid methods"):
+        main(["train", "--tiny", "--methods", "lorax", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="valid: gpt2-medium"):
+        main(["train", "--tiny", "--preset", "gpt2-xl", "--out", str(tmp_path)])
+
+
+def test_latency_cli_writes_table1(tmp_path):
+    out, tables = tmp_path / "bench", tmp_path / "tables"
+    main(["latency", "--tiny", "--trials", "3", "--warmup", "1", "--out", str(out), "--tables", str(tables)])
+    rows = lines(out / "latency.jsonl")
+    methods = {r["method"] for r in rows}
+    assert {"ft", "lora", "lora_unmerged"} <= methods
+    assert methods & set(ADAPTERS) == {m for m in ADAPTERS if m in METHODS}  # adapters once registered
+    for r in rows:
+        assert FIELDS <= set(r) and r["kind"] == "latency" and r["trials"] == 3 and r["mean_ms"] > 0
+    assert {(r["batch"], r["seq"]) for r in rows} == {(4, 64), (2, 32), (1, 16)}
+    text = (tables / "table1.md").read_text()
+    assert "lora_unmerged" in text and "overhead" in text
+    over = report.latency_overheads(rows)
+    assert over[(1, 16)]["ft"] == 0.0
+
+
+def test_table1_sits_beside_the_paper_figures():
+    rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": False, "device": "gpu", "precision": "fp32",
+             "trials": 100, "batch": b, "seq": s, "method": m, "mean_ms": ms, "std_ms": 1.0, "adapter_params": None}
+            for b, s, m, ms in [(1, 128, "ft", 20.0), (1, 128, "adapter_h", 26.0), (1, 128, "lora_unmerged", 21.0)]]
+    text = report.table1_markdown(rows)
+    assert "| 1 | 128 | adapter_h | - | 25.8 ± 2.2 | +30.3% | 26.00 ± 1.00 | +30.0% |" in text
+    assert "| 1 | 128 | ft | - | 19.8 ± 2.7 | 0 | 20.00 ± 1.00 | +0.0% |" in text
+    assert "| 1 | 128 | lora_unmerged | - | - | - | 21.00 ± 1.00 | +5.0% |" in text
+
+
+@pytest.mark.skipif(not set(ADAPTERS) <= set(METHODS), reason="adapter methods not on this branch yet")
+def test_adapter_bottleneck_matches_table1_params():
+    """GPT-2 M (d=1024, 24 blocks): the r whose count is nearest |Θ| = 0.5M and 11M (counted by surgery)."""
+    for method in ADAPTERS:
+        for target in (500_000, 11_000_000):
+            r, count = adapter_r_for("gpt2-medium", method, target)
+            assert count == adapter_count("gpt2-medium", method, r)
+            for other in (r - 1, r + 1):
+                assert abs(count - target) <= abs(adapter_count("gpt2-medium", method, other) - target)
+
+
+def test_cost_table_labels_assumptions_and_prefers_measurements(tmp_path):
+    rows = table(tmp_path)
+    assert all(r["source"].startswith("assumption") for r in rows)
+    ft = {r["model"]: r["tokens_per_s"] for r in rows if r["method"] == "ft"}
+    lora = {r["model"]: r["tokens_per_s"] for r in rows if r["method"] == "lora"}
+    assert all(lora[m] > ft[m] for m in ft) and ft["roberta-base"] > ft["roberta-large"]
+    assert assumed_tokens_per_s("gpt2-medium", "ft", 512) == pytest.approx(
+        ft["gpt2-medium"], abs=1)
+    measured = {"kind": "train", "run_id": "x", "model": "gpt2-medium", "method": "lora", "impl": "ours",
+                "precision": "bf16", "device_type": "cuda", "device": "NVIDIA H100", "tiny": False, "batch": 8,
+                "seq": 512, "tokens_per_s": 12345.0, "ablation": "all_on"}
+    report.append_jsonl(tmp_path / "train.jsonl", measured)
+    rows = {(r["model"], r["method"]): r for r in table(tmp_path)}
+    assert rows[("gpt2-medium", "lora")]["tokens_per_s"] == 12345
+    assert rows[("gpt2-medium", "lora")]["source"].startswith("measured: NVIDIA H100")
+    assert rows[("gpt2-medium", "ft")]["source"] == ASSUMPTION.format(flops=200)
+    assert planner_tokens_per_s(tmp_path) == {("gpt2-medium", "lora"): 12345.0}
+
+
+def test_costs_cli(tmp_path, capsys):
+    main(["costs", "--out", str(tmp_path)])
+    assert "assumption" in capsys.readouterr().out
+    assert (tmp_path / "throughput.csv").read_text().startswith("model,method,precision,batch,seq,tokens_per_s,source")
+
+
+def test_repeats_are_interleaved_and_merged_by_median(tmp_path):
+    out = tmp_path / "bench"
+    main(["train", "--tiny", "--model", "roberta-base", "--methods", "ft", "lora", "--steps", "1", "--warmup", "0",
+          "--repeat", "3", "--out", str(out)])
+    rows = lines(out / "train.jsonl")
+    assert [(r["method"], r["repeat"]) for r in rows] == [("ft", 0), ("lora", 0), ("ft", 1), ("lora", 1),
+                                                          ("ft", 2), ("lora", 2)]
+    merged = {r["method"]: r for r in report.merge_repeats(rows)}
+    for m in ("ft", "lora"):
+        tps = sorted(r["tokens_per_s"] for r in rows if r["method"] == m)
+        assert merged[m]["tokens_per_s"] == tps[1] and merged[m]["repeats"] == 3
+    assert report.train_ratios(rows)["lora_over_ft_tokens_per_s"] == pytest.approx(
+        merged["lora"]["tokens_per_s"] / merged["ft"]["tokens_per_s"])
+    assert "median over 3 interleaved repeats" in (out / "summary.md").read_text()
+
+
+def test_summary_states_unmerged_overhead():
+    rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": True, "device": "cpu", "torch": "t",
+             "transformers": "x", "precision": "fp32", "trials": 5, "batch": 1, "seq": 16, "method": m, "mean_ms": ms,
+             "std_ms": 0.1} for m, ms in [("ft", 10.0), ("lora_unmerged", 12.0)]]
+    assert "lora_unmerged overhead vs ft (same run): 1x16 +20.0%" in report.summary_markdown(rows)
+
+
+def test_latency_lines_feed_the_project_table1():
+    """lora_repro.tables reads these lines: ft is its Fine-Tune/LoRA row, adapters matched by |Θ|."""
+    tables = pytest.importorskip("lora_repro.tables")
+    rows = [{"kind": "latency", "model": "gpt2-medium", "batch": 1, "seq": 128, "method": m, "mean_ms": ms,
+             "std_ms": 0.5, "adapter_params": p} for m, ms, p in [("ft", 20.0, None), ("lora", 20.1, None),
+                                                               ("adapter_h", 26.0, 10966224)]]
+    built = {r["method"]: r for r in tables.build_table1(rows) if (r["batch"], r["seq"]) == (1, 128)}
+    assert built["Fine-Tune/LoRA"]["ours_ms"] is not None
+    assert built["AdapterH"]["ours_overhead_pct"] == pytest.approx(100 * (26.0 / built["Fine-Tune/LoRA"]["ours_ms"] - 1))
