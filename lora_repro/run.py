@@ -362,9 +362,10 @@ def execute(cfg: Any) -> Outcome:
     from .train.preempt import deferred_stop_signals
 
     with deferred_stop_signals() as stop:
-        outcome = _execute(v, stop)
-        stop.deliver()   # a signal that came after the last step boundary: honour it now that all is written
-    return outcome
+        try:
+            return _execute(v, stop)
+        finally:
+            stop.deliver()  # a signal that came after the last step boundary (or during a failure): honour it
 
 
 def _execute(v: ValidatedRun, stop) -> Outcome:
