@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 VENV_FLAGS := $(if $(SYSTEM_SITE),--system-site-packages,)
 
 include make_targets.mk
+include faults.mk
 
 .PHONY: setup test demo params
 

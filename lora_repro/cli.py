@@ -13,6 +13,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plots": ("lora_repro.plots", "rank-sweep and parameter-budget figures from results/runs"),
     "plan": ("lora_repro.planner", "a preset's runs, how many are finished or failed, estimated GPU-hours"),
     "bench": ("lora_repro.bench.cli", "speed and memory: training tokens/s + peak memory per method (ours vs PEFT), Table 1 latency"),
+    "validate": ("lora_repro.sweep_guard", "validate every job of a sweep (e.g. +experiment=table2 seed=1,2) without launching"),
+    "faults": ("lora_repro.faults", "fault-injection suite: kill/crash/corrupt runs and sweeps, count lost records"),
     "analyze": ("lora_repro.analysis.cli", "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
     "fixture": ("lora_repro.tasks.fixtures", "write a task's fixture data (hub schema) to a directory"),
 }
