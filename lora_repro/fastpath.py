@@ -45,6 +45,17 @@ def _check_precision(precision: str) -> None:
         raise ValueError(f"precision={precision!r} is not supported; valid: {', '.join(PRECISIONS)}")
 
 
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """`auto` (the trainer's default): bf16 where the device computes it natively (a CUDA GPU with bf16
+    support), fp32 elsewhere; any other value is returned as it is, after checking it."""
+    if precision == "auto":
+        device = torch.device(device)
+        native = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return "bf16" if native else "fp32"
+    _check_precision(precision)
+    return precision
+
+
 def compute_dtype(precision: str) -> torch.dtype:
     _check_precision(precision)
     return _DTYPES[precision]
@@ -55,16 +66,21 @@ def prepare_model_for_training(model: nn.Module, precision: str = "fp32", frozen
     """Cast frozen parameters and floating buffers to the training precision (bf16/fp16), once, in place.
 
     Trainable parameters stay fp32: they are what the optimizer updates, so they need the full precision and
-    need no separate master copy. With `frozen_low_precision=False` (or fp32) nothing changes: the classic mixed
+    need no separate master copy. A module that holds both (a Linear or LayerNorm whose bias trains, as in BitFit)
+    is left in fp32 as a whole: ops like CPU layer_norm reject mixed weight/bias dtypes. With `frozen_low_precision=False` (or fp32) nothing changes: the classic mixed
     precision path where autocast casts every weight in every step. Call after `apply_method` (which decides what
     trains) and before `make_optimizer`.
     """
     dtype = compute_dtype(precision)
     if dtype == torch.float32 or not frozen_low_precision:
         return model
-    for p in model.parameters():
-        if not p.requires_grad and p.is_floating_point():
-            p.data = p.data.to(dtype)
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if any(p.requires_grad for p in own):
+            continue  # a module mixing trainable and frozen tensors (BitFit's biases) keeps one dtype
+        for p in own:
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
     for module in model.modules():
         for name, b in module.named_buffers(recurse=False):
             if b is not None and b.is_floating_point():
@@ -175,5 +191,5 @@ def sequential_batches(n: int, batch_size: int, seed: int = 0) -> list[list[int]
 
 
 __all__ = ["ATTENTION_IMPLEMENTATIONS", "PRECISIONS", "LengthGroupedSampler", "attention_kwargs", "autocast",
-           "compute_dtype", "make_optimizer", "maybe_compile", "no_decay", "padded_tokens",
+           "compute_dtype", "make_optimizer", "resolve_precision", "maybe_compile", "no_decay", "padded_tokens",
            "prepare_model_for_training", "sequential_batches"]

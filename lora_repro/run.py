@@ -29,7 +29,7 @@ log = logging.getLogger("lora_repro.run")
 
 # Keys that steer a run but never change its result (kept out of its identity).
 RUN_CONTROL_KEYS = ("stop_after_steps",)
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class RunConfigError(ValueError):
@@ -98,7 +98,7 @@ def _check_trainer(t: Mapping, p: Problems) -> None:
     for key in ("grad_accum", "eval_batch_size"):
         if t.get(key) is not None:
             p.check(_positive_int(t[key]), f"trainer.{key}", t[key], "an integer > 0")
-    p.check(t.get("precision", "fp32") in PRECISIONS, "trainer.precision", t.get("precision"), str(list(PRECISIONS)))
+    p.check(t.get("precision", "auto") in PRECISIONS, "trainer.precision", t.get("precision"), str(list(PRECISIONS)))
     wr = t.get("warmup_ratio", 0.0) or 0.0
     p.check(_number(wr) and 0 <= wr < 1, "trainer.warmup_ratio", wr, "a number in [0, 1)")
     ws = t.get("warmup_steps", 0) or 0
@@ -310,6 +310,7 @@ def make_record(v: ValidatedRun, report, result, status: str, adapter_dir: Path 
         "train_wall_s": result.train_wall_s if result else None,
         "status": status, "config": v.config, "method_config": m,
         "history": result.history if result else [], "steps": result.steps if result else None,
+        "precision": result.extra.get("precision") if result else None,   # what `auto` resolved to
     }
     if adapter_dir is not None:
         rec["adapter_dir"] = str(adapter_dir)

@@ -114,7 +114,7 @@ def test_runs_through_hydra_compose(tmp_path, monkeypatch, setup, method):
     ("trainer.lr=0", r"trainer.lr=0 is invalid; allowed: a number > 0"),
     ("trainer.batch_size=0", r"trainer.batch_size=0 is invalid; allowed: an integer > 0"),
     ("trainer.epochs=-1", r"trainer.epochs=-1 is invalid"),
-    ("trainer.precision=fp8", r"trainer.precision='fp8' is invalid; allowed: \['fp32', 'bf16', 'fp16'\]"),
+    ("trainer.precision=fp8", r"trainer.precision='fp8' is invalid; allowed: \['auto', 'fp32', 'bf16', 'fp16'\]"),
     ("task.data_dir=/no/such/dir", r"task.data_dir='/no/such/dir' is invalid; allowed: an existing directory"),
     pytest.param("method.r=0", r"\br\b.*0", marks=needs_lora),
     pytest.param("method.targets=[q,z]", r"'z'.*q", marks=needs_lora),

@@ -217,3 +217,23 @@ def test_sdpa_and_eager_attention_agree():
         with torch.no_grad():
             outs.append(model(**tiny_batch("roberta")).logits)
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_bitfit_modules_keep_one_dtype_and_train_under_cpu_autocast():
+    """BitFit trains biases of frozen Linear/LayerNorm weights: those modules stay fp32 as a whole."""
+    model = tiny_model("roberta")
+    apply_method(model, "bitfit")
+    prepare_model_for_training(model, "bf16")
+    for module in model.modules():
+        dtypes = {p.dtype for p in module.parameters(recurse=False)}
+        assert len(dtypes) <= 1, module
+    assert model.roberta.embeddings.word_embeddings.weight.dtype == torch.bfloat16  # no trainable tensor there
+    with fastpath.autocast(model, "bf16"):
+        model(**tiny_batch("roberta")).logits.float().sum().backward()
+
+
+def test_trainer_precision_auto_is_fp32_on_cpu_and_bf16_on_a_bf16_gpu():
+    assert fastpath.resolve_precision("auto", "cpu") == "fp32"
+    assert fastpath.resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="fp8"):
+        fastpath.resolve_precision("fp8", "cpu")

@@ -11,7 +11,8 @@ from lora_repro.methods import METHODS
 from lora_repro.run import run
 from lora_repro.train.features import IGNORE, collate, encode_decoder, epoch_order
 from lora_repro.train.loop import token_loss
-from lora_repro.train.optim import linear_schedule, make_optimizer, no_decay
+from lora_repro.fastpath import make_optimizer
+from lora_repro.train.optim import linear_schedule
 
 PEFT = "lora" if "lora" in METHODS else "bitfit"   # lora once the lora branch is merged
 
@@ -29,10 +30,6 @@ def toy_overrides(tmp_path, model="tiny-roberta", method="ft", *extra, results="
 
 
 def test_no_weight_decay_on_bias_and_norms():
-    assert no_decay("roberta.encoder.layer.0.attention.output.LayerNorm.weight")
-    assert no_decay("transformer.h.0.ln_1.weight") and no_decay("transformer.ln_f.weight")
-    assert no_decay("classifier.dense.bias")
-    assert not no_decay("roberta.encoder.layer.0.attention.self.query.weight")
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3))
     model[1].weight.requires_grad_(False)
     opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.999), 1e-8)
@@ -147,3 +144,12 @@ def test_eval_epochs_last_evaluates_once(tmp_path):
     rec = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", "trainer.eval_epochs=last",
                                         "trainer.epochs=3")))
     assert [h["epoch"] for h in rec["history"]] == [3] and rec["metrics"]["best_epoch"] == 3
+
+
+def test_lora_run_takes_the_fast_path_and_records_its_precision(tmp_path):
+    """bf16: frozen weights are stored in bf16 once (fastpath.prepare_model_for_training), LoRA trains in fp32."""
+    rec = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "lora", "trainer.precision=bf16",
+                                        "trainer.epochs=1")))
+    assert rec["status"] == "finished" and rec["precision"] == "bf16"
+    auto = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "lora", "trainer.epochs=1", results="auto")))
+    assert auto["precision"] == "fp32"  # `auto` on a CPU

@@ -10,7 +10,6 @@ run before the optimizer step with an error naming the step.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -23,10 +22,11 @@ from . import dist as dist_mod
 from .evaluate import evaluate_encoder, evaluate_generation, generation_settings
 from .features import collate, encode_decoder, encode_encoder, epoch_order
 from .measure import Stopwatch, peak_memory, reset_peak_memory
-from .optim import linear_schedule, make_optimizer, warmup_steps
+from .. import fastpath
+from .optim import linear_schedule, warmup_steps
 from .state import load_state, save_state
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", *fastpath.PRECISIONS)
 
 
 @dataclass
@@ -96,13 +96,12 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
     eval_bs = int(_opt(cfg, "eval_batch_size", bs))
     label_smoothing = float(_opt(cfg, "label_smoothing", 0.0))
     max_grad_norm = _opt(cfg, "max_grad_norm", 0.0)
-    precision = _opt(cfg, "precision", "fp32")
-    amp_dtype = PRECISIONS[precision]
+    precision = fastpath.resolve_precision(_opt(cfg, "precision", "auto"), device)
+    # The fast path: frozen weights stored once in bf16/fp16 (no fp32 copy, no per-step cast), trainable fp32.
+    fastpath.prepare_model_for_training(model, precision)
 
     def autocast():
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=amp_dtype)
+        return fastpath.autocast(device, precision)
 
     # --- data: tokenized once, batched per epoch in a seed-determined order ----------------------
     train_split = data[task.train_split]
@@ -124,8 +123,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
 
     # --- optimisation -----------------------------------------------------------------------------
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(model, float(cfg["lr"]), float(_opt(cfg, "weight_decay", 0.0)),
-                               _opt(cfg, "adam_betas", (0.9, 0.999)), float(_opt(cfg, "adam_eps", 1e-8)))
+    optimizer = fastpath.make_optimizer(model, float(cfg["lr"]), float(_opt(cfg, "weight_decay", 0.0)),
+                                        _opt(cfg, "adam_betas", (0.9, 0.999)), float(_opt(cfg, "adam_eps", 1e-8)))
     warmup = warmup_steps(total_steps, float(_opt(cfg, "warmup_ratio", 0.0)), _opt(cfg, "warmup_steps", 0))
     scheduler = linear_schedule(optimizer, warmup, total_steps)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
@@ -157,7 +156,7 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                          steps=progress["step"], train_wall_s=time.perf_counter() - wall0,
                          tokens_per_s=(progress["tokens"] * dist.world / watch.seconds) if watch.seconds else None,
                          peak_memory_bytes=peak, peak_memory_kind=kind, interrupted=interrupted,
-                         stop_reason=reason)
+                         stop_reason=reason, extra={"precision": precision})
 
     bar = tqdm(total=total_steps, initial=progress["step"], desc=f"train {task.name}", leave=False,
                disable=not progress_bar or not dist.main)

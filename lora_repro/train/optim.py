@@ -1,26 +1,9 @@
-"""AdamW over the trainable parameters only, and the linear warmup/decay schedule."""
+"""The linear warmup/decay schedule (AdamW over the trainable tensors is `lora_repro.fastpath.make_optimizer`)."""
 from __future__ import annotations
 
 import math
 
 import torch
-from torch import nn
-
-
-def no_decay(name: str) -> bool:
-    """Biases and normalisation weights get no weight decay (LayerNorm, GPT-2's ln_1/ln_2/ln_f)."""
-    lname = name.lower()
-    return lname.endswith("bias") or "norm" in lname or ".ln_" in lname or lname.startswith("ln_")
-
-
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas, eps: float) -> torch.optim.AdamW:
-    decay, plain = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (plain if no_decay(name) else decay).append(p)
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": plain, "weight_decay": 0.0}) if g["params"]]
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
 
 
 def warmup_steps(total_steps: int, ratio: float, steps: int | None) -> int:
