@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+TRAINER_PRECISIONS = ("auto", *PRECISIONS)  # what `trainer.precision` takes (`auto` -> resolve_precision)
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -190,6 +191,6 @@ def sequential_batches(n: int, batch_size: int, seed: int = 0) -> list[list[int]
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-__all__ = ["ATTENTION_IMPLEMENTATIONS", "PRECISIONS", "LengthGroupedSampler", "attention_kwargs", "autocast",
+__all__ = ["ATTENTION_IMPLEMENTATIONS", "PRECISIONS", "TRAINER_PRECISIONS", "LengthGroupedSampler", "attention_kwargs", "autocast",
            "compute_dtype", "make_optimizer", "resolve_precision", "maybe_compile", "no_decay", "padded_tokens",
            "prepare_model_for_training", "sequential_batches"]

@@ -29,7 +29,6 @@ log = logging.getLogger("lora_repro.run")
 
 # Keys that steer a run but never change its result (kept out of its identity).
 RUN_CONTROL_KEYS = ("stop_after_steps",)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class RunConfigError(ValueError):
@@ -98,7 +97,9 @@ def _check_trainer(t: Mapping, p: Problems) -> None:
     for key in ("grad_accum", "eval_batch_size"):
         if t.get(key) is not None:
             p.check(_positive_int(t[key]), f"trainer.{key}", t[key], "an integer > 0")
-    p.check(t.get("precision", "auto") in PRECISIONS, "trainer.precision", t.get("precision"), str(list(PRECISIONS)))
+    from .fastpath import TRAINER_PRECISIONS
+    p.check(t.get("precision", "auto") in TRAINER_PRECISIONS, "trainer.precision", t.get("precision"),
+            str(list(TRAINER_PRECISIONS)))
     wr = t.get("warmup_ratio", 0.0) or 0.0
     p.check(_number(wr) and 0 <= wr < 1, "trainer.warmup_ratio", wr, "a number in [0, 1)")
     ws = t.get("warmup_steps", 0) or 0
@@ -244,27 +245,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def save_adapter(model, directory: Path, method_cfg: dict, base_model: str) -> Path:
-    """The adapter-only checkpoint: the lora part's `methods.io.save_adapter` when present, else the
-    same layout written here (trainable tensors by state-dict key + adapter_config.json)."""
-    try:
-        from .methods.io import save_adapter as save
-    except ImportError:
-        save = _save_trainable
-    save(model, directory, method_cfg, base_model)
-    return Path(directory)
-
-
-def _save_trainable(model, directory, method_cfg: dict, base_model: str) -> None:
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(tensors, str(directory / "adapter.safetensors"))
-    records.atomic_write_json(directory / "adapter_config.json", {**method_cfg, "base_model": base_model})
 
 
 def init_from_adapter(model, directory: str | os.PathLike) -> list[str]:
@@ -462,6 +442,7 @@ def _train(v: ValidatedRun, dist, results_dir, stop, made: dict):
     base_name = config["model"].get("pretrained") or config["model"].get("name")
 
     def on_best(best_model, epoch, metrics):
+        from .methods.io import save_adapter
         save_adapter(best_model, adapter_dir, v.method_cfg, base_name)
 
     return fit(model, tokenizer, v.task, data, config["trainer"], seed=config["seed"], decoder=v.decoder,

@@ -26,7 +26,7 @@ from .. import fastpath
 from .optim import linear_schedule, warmup_steps
 from .state import load_state, save_state
 
-PRECISIONS = ("auto", *fastpath.PRECISIONS)
+PRECISIONS = fastpath.TRAINER_PRECISIONS
 
 
 @dataclass

@@ -13,11 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..methods.io import trainable_tensors
+
 STATE_FILE = "state.pt"
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return {n: p.detach().cpu().clone() for n, p in trainable_tensors(model).items()}
 
 
 def rng_state() -> dict:
