@@ -17,9 +17,9 @@ DEMO_TASKS   := glue/mnli glue/sst2 glue/mrpc glue/cola glue/qnli glue/qqp glue/
 # $(call sweep,<presets in order>,<tables>): plan only with DRY_RUN=1; otherwise run each preset as one Hydra
 # multirun (a stage starts after the previous one has finished), then rebuild the tables and figures.
 define sweep
-	$(if $(DRY_RUN),$(PY) -m lora_repro.planner $(foreach e,$(1),--experiment $(e)) results_dir=$(RESULTS) $(ARGS),
+	$(if $(DRY_RUN),$(PY) -m lora_repro.sweeps.plan $(foreach e,$(1),--experiment $(e)) results_dir=$(RESULTS) $(ARGS),
 	status=0; for e in $(1); do $(TRAIN) -m +experiment=$$e results_dir=$(RESULTS) $(LAUNCH_OVERRIDE) $(ARGS) || status=1; done; \
-	$(PY) -m lora_repro.tables --results $(RESULTS) --print $(2) && $(PY) -m lora_repro.plots --results $(RESULTS); \
+	$(PY) -m lora_repro.report --results $(RESULTS) --print $(2) && $(PY) -m lora_repro.report.plots --results $(RESULTS); \
 	exit $$status)
 endef
 
@@ -45,19 +45,19 @@ reproduce-all: reproduce-table2 reproduce-table3 reproduce-table4 reproduce-tabl
 
 # Tables 1-6 (results/tables/) and figures (results/figures/) from whatever records exist.
 tables:
-	$(PY) -m lora_repro.tables --results $(RESULTS)
-	$(PY) -m lora_repro.plots --results $(RESULTS)
+	$(PY) -m lora_repro.report --results $(RESULTS)
+	$(PY) -m lora_repro.report.plots --results $(RESULTS)
 
 # The CPU demo: fixture data, every Table 2 method on a tiny RoBERTa (two stages), its tables and figures.
 ifneq ($(DRY_RUN),)
 demo:
-	$(PY) -m lora_repro.planner --experiment demo --experiment demo_from_mnli $(ARGS)
+	$(PY) -m lora_repro.sweeps.plan --experiment demo --experiment demo_from_mnli $(ARGS)
 else
 demo:
 	$(PY) -c "import sys; from lora_repro.tasks.fixtures import write_fixture; \
 	[write_fixture(t, '$(DEMO_RESULTS)/fixtures/' + t) for t in sys.argv[1:]]" $(DEMO_TASKS)
 	$(TRAIN) -m +experiment=demo $(LAUNCH_OVERRIDE) $(ARGS)
 	$(TRAIN) -m +experiment=demo_from_mnli $(LAUNCH_OVERRIDE) $(ARGS)
-	$(PY) -m lora_repro.tables --results $(DEMO_RESULTS) --tables 2 --print 2 --skip-empty-rows
-	$(PY) -m lora_repro.plots --results $(DEMO_RESULTS)
+	$(PY) -m lora_repro.report --results $(DEMO_RESULTS) --tables 2 --print 2 --skip-empty-rows
+	$(PY) -m lora_repro.report.plots --results $(DEMO_RESULTS)
 endif

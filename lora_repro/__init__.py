@@ -1,8 +1,5 @@
-"""lora-repro: a reference suite for reproducing LoRA (Hu et al., 2021, arXiv:2106.09685)."""
-from pathlib import Path
+"""lora-repro: a reference suite for reproducing LoRA (Hu et al., 2021, arXiv:2106.09685).
+
+The package is layered; docs/architecture.md draws the layers and says which concept lives where."""
 
 __version__ = "0.1.0"
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-PAPER_DATA_DIR = PACKAGE_DIR / "paper_data"      # the paper's tables and hyperparameters, with sources
-MODEL_CONFIGS_DIR = PACKAGE_DIR / "model_configs"  # architecture configs of the paper's models

@@ -4,23 +4,22 @@ or an editable install).
 
 A single run that fails exits non-zero (2 for a config error). In a sweep (`-m`) a failed job writes its
 failure record and an outcome line, and returns normally so Hydra's launcher goes on with the next job;
-`lora_repro.sweep_guard.SweepGuard` (hydra.callbacks in conf/config.yaml) validates every job before the
+`lora_repro.sweeps.guard.SweepGuard` (hydra.callbacks in conf/config.yaml) validates every job before the
 first starts and prints the done / skipped / failed summary at the end.
 """
 from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
-from .sweep import register_resolvers
+from . import paths
+from .sweeps.compose import register_resolvers
 
 register_resolvers()  # ${init_from_run:...} in the table2/demo presets
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(paths.CONF_DIR)
 log = logging.getLogger("lora_repro.app")
 
 
@@ -33,8 +32,8 @@ def _in_multirun() -> bool:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
-    from . import sweep_guard
     from .run import Outcome, RunConfigError, execute
+    from .sweeps import guard
 
     logging.getLogger("lora_repro").setLevel(logging.INFO)
     multirun = _in_multirun()
@@ -52,16 +51,16 @@ def hydra_main(cfg: DictConfig) -> None:
         log.exception("job failed; the sweep goes on with the next job")
         outcome = _failed_outcome(cfg, e)
     if multirun:
-        sweep_guard.write_outcome(outcome)
+        guard.write_outcome(outcome)
 
 
 def _failed_outcome(cfg, error: BaseException):
-    from . import records
+    from . import paths
     from .run import Outcome, plain_config, run_id_of
 
     config = plain_config(cfg)
     run_id = run_id_of(config)
-    path = records.record_path(config.get("results_dir") or "results", run_id)
+    path = paths.record_path(config.get("results_dir") or paths.DEFAULT_RESULTS, run_id)
     return Outcome("failed", run_id, None, str(path), f"{type(error).__name__}: {error}")
 
 

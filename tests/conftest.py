@@ -1,5 +1,7 @@
 """Shared fixtures: tiny models built from config (no download), offline everywhere."""
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -10,6 +12,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))  # tools/faults.py
 
 # Tiny models: one thread is faster than two contending ones (and deterministic).
 torch.set_num_threads(1)

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from lora_repro import records
 from lora_repro.app import CONF_DIR
-from lora_repro.logging_wandb import read_offline_run
+from lora_repro.run.wandb_logger import read_offline_run
 from lora_repro.methods import METHODS
 from lora_repro.run import RunConfigError, run, validate
 

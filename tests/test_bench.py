@@ -24,7 +24,7 @@ def lines(path):
 
 def test_imports_without_hydra_datasets_wandb():
     code = ("import sys\nfor m in ('hydra', 'datasets', 'wandb', 'omegaconf'): sys.modules[m] = None\n"
-            "import lora_repro.bench.cli, lora_repro.fastpath, lora_repro.bench.throughput")
+            "import lora_repro.bench.cli, lora_repro.train.precision, lora_repro.bench.throughput")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -175,8 +175,8 @@ def test_summary_states_unmerged_overhead():
 
 
 def test_latency_lines_feed_the_project_table1():
-    """lora_repro.tables reads these lines: ft is its Fine-Tune/LoRA row, adapters matched by |Θ|."""
-    tables = pytest.importorskip("lora_repro.tables")
+    """lora_repro.report reads these lines: ft is its Fine-Tune/LoRA row, adapters matched by |Θ|."""
+    tables = pytest.importorskip("lora_repro.report.tables")
     rows = [{"kind": "latency", "model": "gpt2-medium", "batch": 1, "seq": 128, "method": m, "mean_ms": ms,
              "std_ms": 0.5, "adapter_params": p} for m, ms, p in [("ft", 20.0, None), ("lora", 20.1, None),
                                                                ("adapter_h", 26.0, 10966224)]]

@@ -1,4 +1,4 @@
-"""Fast paths give the plain path's numbers: bf16 frozen base, fused/foreach AdamW, length grouping, LoRA forward."""
+"""Fast paths give the plain path's numbers: bf16 frozen base, fused/foreach AdamW, LoRA forward."""
 import copy
 import math
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lora_repro import fastpath
-from lora_repro.fastpath import LengthGroupedSampler, make_optimizer, prepare_model_for_training
+from lora_repro.train import precision as fastpath
+from lora_repro.train.optim import make_optimizer
+from lora_repro.train.precision import prepare_model_for_training
 from lora_repro.methods import LoRALayer, apply_method
 
 from .conftest import randomize_lora, tiny_batch, tiny_model
@@ -155,52 +156,6 @@ def test_make_optimizer_errors():
 
 # --- length-grouped sampler ---------------------------------------------------------------------------------
 
-LENGTHS = [int(5 + 40 * abs(math.sin(i * 1.7))) for i in range(203)]
-
-
-def test_length_grouped_sampler_is_a_deterministic_permutation():
-    a = LengthGroupedSampler(LENGTHS, batch_size=8, seed=3, mega=4)
-    order = list(a)
-    assert sorted(order) == list(range(len(LENGTHS))) and len(a) == len(LENGTHS)
-    assert order == list(LengthGroupedSampler(LENGTHS, batch_size=8, seed=3, mega=4))
-    assert order != list(LengthGroupedSampler(LENGTHS, batch_size=8, seed=4, mega=4))
-    a.set_epoch(1)
-    epoch1 = list(a)
-    assert sorted(epoch1) == sorted(order) and epoch1 != order
-
-
-def test_length_grouped_sampler_groups_lengths_and_puts_the_longest_first():
-    sampler = LengthGroupedSampler(LENGTHS, batch_size=8, seed=0, mega=4)
-    batches = sampler.batches()
-    assert [i for b in batches for i in b] == list(sampler)
-    assert LENGTHS[batches[0][0]] == max(LENGTHS)
-    for b in batches:
-        assert [LENGTHS[i] for i in b] == sorted((LENGTHS[i] for i in b), reverse=True)
-    grouped = fastpath.padded_tokens(LENGTHS, batches)
-    plain = fastpath.padded_tokens(LENGTHS, fastpath.sequential_batches(len(LENGTHS), 8, seed=0))
-    assert grouped < plain and grouped >= sum(LENGTHS)
-
-
-def test_length_grouped_sampler_in_a_dataloader():
-    loader = torch.utils.data.DataLoader(list(range(len(LENGTHS))), batch_size=8,
-                                         sampler=LengthGroupedSampler(LENGTHS, 8, seed=1))
-    seen = torch.cat(list(loader)).tolist()
-    assert sorted(seen) == list(range(len(LENGTHS)))
-
-
-def test_length_grouped_sampler_bad_batch_size():
-    with pytest.raises(ValueError, match="batch_size=0"):
-        LengthGroupedSampler(LENGTHS, 0)
-
-
-# --- attention / compile switches ----------------------------------------------------------------------------
-
-def test_attention_kwargs_and_compile_off():
-    assert fastpath.attention_kwargs("sdpa") == {"attn_implementation": "sdpa"}
-    with pytest.raises(ValueError, match="sdpa, eager"):
-        fastpath.attention_kwargs("flash")
-    model = nn.Linear(2, 2)
-    assert fastpath.maybe_compile(model, False) is model
 
 
 def test_sdpa_and_eager_attention_agree():
@@ -213,7 +168,7 @@ def test_sdpa_and_eager_attention_agree():
         torch.manual_seed(0)
         cfg = tiny_config("roberta")
         cfg.num_labels = 3
-        model = AutoModelForSequenceClassification.from_config(cfg, **fastpath.attention_kwargs(impl)).eval()
+        model = AutoModelForSequenceClassification.from_config(cfg, attn_implementation=impl).eval()
         with torch.no_grad():
             outs.append(model(**tiny_batch("roberta")).logits)
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)

@@ -1,8 +1,8 @@
-"""The fault-injection suite (`make fault-test`, `python -m lora_repro.faults`) as part of `make test`:
+"""The fault-injection suite (`make fault-test`, `python tools/faults.py`) as part of `make test`:
 kill -TERM / kill -9 mid-epoch, a crashing sweep job, a corrupt record, two sweeps into one results dir."""
 import pytest
 
-from lora_repro import faults
+import faults  # tools/faults.py (tests/conftest.py puts tools/ on the path)
 
 
 @pytest.mark.slow

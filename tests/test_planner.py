@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_repro import planner, records
+from lora_repro import records
+from lora_repro.sweeps import plan as planner
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_app_conf = pytest.mark.skipif(not (ROOT / "conf" / "config.yaml").exists(),
@@ -48,7 +49,7 @@ def test_measured_tokens_per_s_win(monkeypatch):
 
 @needs_app_conf
 def test_plan_lists_runs_and_counts_finished_by_identity(tmp_path, capsys):
-    from lora_repro import sweep
+    from lora_repro.sweeps import compose as sweep
 
     extra = ["+experiment/demo=lora,ft", "task=glue/mnli,glue/rte", "seed=1", f"results_dir={tmp_path}"]
     jobs = sweep.preset_jobs("demo", extra)

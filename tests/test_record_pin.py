@@ -71,7 +71,7 @@ def test_a_tiny_runs_record_is_what_it_was_before_the_restructure(setup, tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(PRESETS_68F5B40))
 def test_every_preset_job_keeps_its_run_id(preset):
-    from lora_repro.sweep import preset_jobs
+    from lora_repro.sweeps.compose import preset_jobs
 
     jobs = preset_jobs(preset)
     ids = [j.run_id for j in jobs]

@@ -19,7 +19,7 @@ from lora_repro.app import CONF_DIR
 from lora_repro.run import RunConfigError, run, validate
 from lora_repro.tasks.fixtures import write_fixture
 from lora_repro.train import loop
-from lora_repro.train.preempt import deferred_stop_signals
+from lora_repro.run.preempt import deferred_stop_signals
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -285,7 +285,7 @@ def test_submitit_preemption_checkpoints_requeues_and_resumes_to_the_same_result
 
 
 def test_validate_command_checks_every_job_of_a_preset_sweep(tmp_path, capsys):
-    from lora_repro import sweep_guard
+    from lora_repro.sweeps import guard as sweep_guard
     write_fixture("glue/rte", tmp_path / "fixtures" / "glue" / "rte", n_train=8, n_eval=4)
     args = ["+experiment=demo", "+experiment/demo=lora,bitfit", "task=glue/rte,glue/mnli", f"results_dir={tmp_path}"]
     assert sweep_guard.main(args) == 2

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lora_repro import sweep
+from lora_repro.sweeps import compose as sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 EXP = ROOT / "conf" / "experiment"
-HPARAMS = ROOT / "lora_repro" / "paper_data" / "hparams_roberta.csv"
+HPARAMS = ROOT / "lora_repro" / "paper" / "data" / "hparams_roberta.csv"
 needs_app_conf = pytest.mark.skipif(not (ROOT / "conf" / "config.yaml").exists(),
                                     reason="conf/config.yaml (the train app's config) is not merged yet")
 
@@ -130,9 +130,9 @@ def test_init_from_run_outside_a_job_is_a_clear_error():
 
 
 def test_preset_cells_use_the_settings_the_tables_match():
-    """Every table row's setting (lora_repro.methods.params, through tables.table_spec) is what some preset
+    """Every table row's setting (lora_repro.paper.params, through tables.table_spec) is what some preset
     cell runs, so a finished sweep fills every row."""
-    from lora_repro import tables
+    from lora_repro.report import tables
 
     def cells(table):
         for path in (EXP / f"table{table}").rglob("*.yaml"):

@@ -35,7 +35,7 @@ def finished(results):
 
 
 def test_demo_preset_end_to_end(tmp_path):
-    from lora_repro import plots, tables
+    from lora_repro.report import plots, tables
 
     write_fixtures(tmp_path, ["glue/mnli", "glue/rte"])
     train("+experiment=demo", "+experiment/demo=ft,lora", "task=glue/mnli,glue/rte", "seed=1", results=tmp_path)

@@ -6,7 +6,8 @@ import statistics
 
 import pytest
 
-from lora_repro import records, tables
+from lora_repro import records
+from lora_repro.report import tables
 
 
 def make_record(run_id, *, model="roberta-base", task="glue/mnli", method="lora", seed=1, value=87.0,

@@ -11,7 +11,7 @@ from lora_repro.methods import METHODS
 from lora_repro.run import run
 from lora_repro.train.features import IGNORE, collate, encode_decoder, epoch_order
 from lora_repro.train.loop import token_loss
-from lora_repro.fastpath import make_optimizer
+from lora_repro.train.optim import make_optimizer
 from lora_repro.train.optim import linear_schedule
 
 PEFT = "lora" if "lora" in METHODS else "bitfit"   # lora once the lora branch is merged
@@ -121,7 +121,8 @@ def test_method_init_from_loads_the_adapter_body_not_the_head(tmp_path):
 
     from lora_repro.methods import apply_method
     from lora_repro.models import load_model
-    from lora_repro.run import RunConfigError, init_from_adapter, validate
+    from lora_repro.methods.io import init_from_adapter
+    from lora_repro.run import RunConfigError, validate
     first = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", "trainer.epochs=1", results="a")))
     saved = load_file(f"{first['adapter_dir']}/adapter.safetensors")
     cfg = compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", f"method_init_from={first['adapter_dir']}",
@@ -136,7 +137,7 @@ def test_method_init_from_loads_the_adapter_body_not_the_head(tmp_path):
     assert all(torch.equal(params[k], saved[k]) for k in loaded)
     head = [k for k in saved if k.startswith("classifier")]
     assert head and not all(torch.equal(params[k], saved[k]) for k in head)   # the head starts fresh
-    with pytest.raises(RunConfigError, match="method_init_from="):
+    with pytest.raises(RunConfigError, match="method_init_from="):   # no adapter there: caught before any compute
         validate(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", f"method_init_from={tmp_path}")))
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
+from ..paths import paper_csv
 from .adapters import AnalysisError, LoraFactor, LoraRun
 
-PAPER_TABLE7 = Path(__file__).resolve().parent.parent / "paper_data" / "table7_amplification.csv"
+PAPER_TABLE7 = paper_csv("table7_amplification.csv")
 
 
 def low_rank_svd(B: torch.Tensor, A: torch.Tensor, scale: float = 1.0):

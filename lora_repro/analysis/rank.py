@@ -12,9 +12,10 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..paths import paper_csv
 from .adapters import AnalysisError, method_name
 
-PAPER_TABLE6 = Path(__file__).resolve().parent.parent / "paper_data" / "table6_rank.csv"
+PAPER_TABLE6 = paper_csv("table6_rank.csv")
 _TARGET_ORDER = {"q": 0, "k": 1, "v": 2, "o": 3}
 
 

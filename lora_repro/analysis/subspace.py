@@ -6,7 +6,7 @@ U_A^i holds the top-i singular vectors of A. A is [r, d_in] (the paper's A ∈ R
 vectors worth comparing between runs of different r are its RIGHT-singular vectors, which span its
 row space in R^{d_in}; the left-singular vectors live in R^r and cannot be compared across ranks.
 Sec 7.2 says "right-singular unitary matrix", as used here. The paper is not consistent:
-Appendix G defines φ through the columns of the LEFT singular matrices (see paper_data/NOTES.md,
+Appendix G defines φ through the columns of the LEFT singular matrices (see paper/data/NOTES.md,
 "Sec 7 analyses"); read literally that would compare vectors in R^{r1} with vectors in R^{r2}.
 
 φ = 1 when one top subspace contains the other, 0 when they are orthogonal; two random

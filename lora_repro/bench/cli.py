@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..fastpath import PRECISIONS
+from ..train.precision import PRECISIONS
 from .latency import LATENCY_METHODS, PAPER_SHAPES, TINY_SHAPES, LatencySetting, measure_latency, runnable
 from .methods import TRAIN_METHODS, available, parse_method
 from .models import MODELS, PRESETS, TINY_SHAPE

@@ -5,7 +5,7 @@ while LoRA merged into W costs nothing. Rows, as in the table: batch x seq 32x51
 |Θ| = 0.5M, 16x256 and 1x128 with |Θ| = 11M; methods: `ft` (the base model: a fine-tuned model has the
 same forward), Adapter^L and Adapter^H with the bottleneck r whose trainable count is closest to |Θ|, `lora` (LoRA
 merged into W, the wrapper kept) and `lora_unmerged` (the extra B A x path). Method names are those of
-`lora_repro.tables`, which builds the project's Table 1 from these lines. Mean ± std over `trials` forward passes
+`lora_repro.report`, which builds the project's Table 1 from these lines. Mean ± std over `trials` forward passes
 after warmup, as the paper averages over 100 trials.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The benchmarked models: the paper's architectures from `lora_repro/model_configs`, random init.
+"""The benchmarked models: the paper's architectures from `lora_repro/models/configs`, random init.
 
 Weights do not change speed or memory, so no download is needed. `tiny=True` shrinks the same architecture
 (2 layers, width 64) so that the whole benchmark runs on a CPU in seconds; shapes are then not the paper's.
@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-CONFIGS = Path(__file__).resolve().parent.parent / "model_configs"
+from ..paths import MODEL_CONFIGS_DIR as CONFIGS
 MODELS = ("gpt2-medium", "gpt2-large", "roberta-base", "roberta-large", "deberta-v2-xxlarge")
 TINY = {
     "gpt2": dict(n_embd=64, n_layer=2, n_head=2, vocab_size=512, n_positions=256),

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-PAPER_TABLE1 = Path(__file__).resolve().parent.parent / "paper_data" / "table1_latency.csv"
+from ..paths import paper_csv
+
+PAPER_TABLE1 = paper_csv("table1_latency.csv")
 PAPER_TABLE1_METHODS = {"Fine-Tune/LoRA": "ft", "AdapterL": "adapter_l", "AdapterH": "adapter_h"}
 
 

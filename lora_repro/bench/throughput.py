@@ -5,7 +5,7 @@ Assumed H100 figure (until measured):
     tokens/s = EFFECTIVE_FLOPS / flops_per_token
     flops_per_token = k * N_matmul + 6 * n_layer * seq * d_model
 - N_matmul: parameters that take part in a matmul per token (every weight matrix of the blocks, plus the LM head
-  for GPT-2; embeddings are lookups), counted on the meta device from lora_repro/model_configs;
+  for GPT-2; embeddings are lookups), counted on the meta device from lora_repro/models/configs;
 - k = 6 for full fine-tuning (forward 2, input gradients 2, weight gradients 2) and 4 for a frozen body
   (LoRA, adapters, prefix, BitFit: no weight gradients for W0);
 - the attention scores (QK^T and AV: forward 2 * 2 * seq * d per layer per token, x3 with backward), which no

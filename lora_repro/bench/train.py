@@ -1,6 +1,6 @@
 """Training-step throughput and peak memory of each method on one model shape.
 
-One step = forward, backward and optimizer update, with the fast paths of `lora_repro.fastpath` switched by
+One step = forward, backward and optimizer update, with the fast paths of `lora_repro.train.precision` and `.optim` switched by
 `FastPaths`. Every method gets a fresh model from the same seed; the timed steps follow untimed warmup steps
 (allocator, cuDNN/cuBLAS heuristics, compile); tokens/s = batch * seq / median step time.
 """
@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .. import fastpath
+from ..train.optim import make_optimizer
+from ..train.precision import autocast, prepare_model_for_training
 from .measure import PeakMemory, released, summarize, time_calls
 from .methods import MethodSpec, apply_spec, trainable_and_total
 from .models import build_model, random_batch
@@ -53,15 +54,15 @@ def measure_train(setting: TrainSetting, spec: MethodSpec, fast: FastPaths, devi
     with released(device):
         model = build_model(setting.model, setting.tiny, device, setting.seed, fast.attention)
         model, method_config = apply_spec(model, spec)
-        model = fastpath.prepare_model_for_training(model, setting.precision, fast.frozen_low_precision)
+        model = prepare_model_for_training(model, setting.precision, fast.frozen_low_precision)
         model.train()
-        optimizer = fastpath.make_optimizer(model, lr=setting.lr, weight_decay=0.01, impl=fast.optimizer)
-        runner = fastpath.maybe_compile(model, fast.compile)
+        optimizer = make_optimizer(model, lr=setting.lr, weight_decay=0.01, impl=fast.optimizer)
+        runner = torch.compile(model) if fast.compile else model  # parameters are shared with `model`
         batch = random_batch(model, setting.batch, setting.seq, device, setting.seed)
         trainable, total = trainable_and_total(model)
 
         def step():
-            with fastpath.autocast(device, setting.precision):
+            with autocast(device, setting.precision):
                 loss = runner(**batch).loss
             loss.backward()
             optimizer.step()

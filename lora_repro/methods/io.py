@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .arch import is_head_param
 from .base import MethodReport, apply_method, resolve_config
 from .lora import lora_layers
 
@@ -94,6 +95,19 @@ def load_adapter(model: nn.Module, directory: str | Path) -> dict:
         for k, p in expected.items():
             p.copy_(saved[k])
     return config
+
+
+def init_from_adapter(model: nn.Module, directory: str | Path) -> list[str]:
+    """Start from another run's adapter (the paper starts MRPC/RTE/STS-B LoRA from MNLI's): load its body
+    tensors only, never the task head; every tensor must fit this model. Returns the loaded keys."""
+    tensors = {k: v for k, v in load_file(str(Path(directory) / ADAPTER_WEIGHTS)).items()
+               if not is_head_param(model, k)}
+    params = dict(model.named_parameters())
+    bad = [k for k, v in tensors.items() if k not in params or params[k].shape != v.shape]
+    if bad:
+        raise AdapterLoadError(f"method_init_from={str(directory)!r}: tensors that do not fit this model: {bad[:5]}")
+    model.load_state_dict(tensors, strict=False)
+    return sorted(tensors)
 
 
 def apply_adapter(model: nn.Module, directory: str | Path) -> MethodReport:

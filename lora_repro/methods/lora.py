@@ -79,7 +79,7 @@ class LoRALayer(nn.Module):
             return out
         plan, factors_a, factors_b = self._plan, self.lora_A, self.lora_B
         a = factors_a[plan[0][0]] if len(plan) == 1 else torch.cat([factors_a[t] for t, *_ in plan])
-        # fp32 factors on a bf16 base (lora_repro.fastpath) compute in the input's dtype; a no-op in fp32
+        # fp32 factors on a bf16 base (lora_repro.train.precision) compute in the input's dtype; a no-op in fp32
         h = self.dropout(x) @ a.to(x.dtype).T                       # one matmul for every target's A
         hs = (h,) if len(plan) == 1 else h.split([r for _, r, _ in plan], dim=-1)
         for (t, _, sl), h_t in zip(plan, hs):

@@ -53,17 +53,15 @@ class Task(ABC):
         if data_dir is None:
             kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
             return datasets.load_dataset(self.hub_path, self.hub_name, **kwargs)
-        data_dir = Path(data_dir)
-        if not data_dir.is_dir():
+        files = self.split_files(data_dir)
+        missing = [split for split, path in files.items() if path is None]
+        if not Path(data_dir).is_dir():
             raise TaskConfigError(f"{self.name}: data_dir {str(data_dir)!r} does not exist")
-        files: dict[str, str] = {}
-        for split in (self.train_split, *self.eval_splits):
-            found = [p for p in sorted(data_dir.glob(f"{split}.*")) if p.suffix in LOCAL_FORMATS]
-            if not found:
-                raise TaskConfigError(
-                    f"{self.name}: no file for split {split!r} in {str(data_dir)!r}; expected {split}"
-                    f"{{{','.join(LOCAL_FORMATS)}}}")
-            files[split] = str(found[0])
+        if missing:
+            raise TaskConfigError(
+                f"{self.name}: no file for split {missing[0]!r} in {str(data_dir)!r}; expected {missing[0]}"
+                f"{{{','.join(LOCAL_FORMATS)}}}")
+        files = {split: str(path) for split, path in files.items()}
         fmts = {LOCAL_FORMATS[Path(f).suffix] for f in files.values()}
         if len(fmts) != 1:
             raise TaskConfigError(f"{self.name}: mixed file formats in {str(data_dir)!r}: {sorted(fmts)}")
@@ -79,6 +77,30 @@ class Task(ABC):
                 raise TaskConfigError(f"{self.name}: {file} lacks column(s) {missing}; "
                                       f"the schema is {list(self.columns)}")
         return ds
+
+    def split_files(self, data_dir: str | Path) -> dict[str, Path | None]:
+        """The file of each split (train first) in a `data_dir` of `<split>.{jsonl,json,csv,parquet}` files,
+        None for a split without one: the one reader of that layout (loading, validation, planning)."""
+        data_dir = Path(data_dir)
+        out: dict[str, Path | None] = {}
+        for split in (self.train_split, *self.eval_splits):
+            found = [p for p in sorted(data_dir.glob(f"{split}.*")) if p.suffix in LOCAL_FORMATS] \
+                if data_dir.is_dir() else []
+            out[split] = found[0] if found else None
+        return out
+
+    def check_data_dir(self, data_dir: str | Path | None, problems) -> None:
+        """Append to `problems` (a `checks.Problems`) what is wrong with `task.data_dir` (None: the hub)."""
+        if data_dir is None:
+            return
+        splits = (self.train_split, *self.eval_splits)
+        allowed = (f"an existing directory with {'/'.join(splits)} files in the hub schema "
+                   "(or null to download from the hub)")
+        if problems.check(Path(data_dir).is_dir(), "task.data_dir", data_dir, allowed):
+            missing = [s for s, path in self.split_files(data_dir).items() if path is None]
+            exts = ",".join(LOCAL_FORMATS)
+            problems.check(not missing, "task.data_dir", data_dir, "a directory holding a file per split; missing: "
+                           + ", ".join(f"{m}{{{exts}}}" for m in missing))
 
     @property
     def main_split(self) -> str:

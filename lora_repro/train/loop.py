@@ -21,12 +21,17 @@ import torch.nn.functional as F
 from . import dist as dist_mod
 from .evaluate import evaluate_encoder, evaluate_generation, generation_settings
 from .features import collate, encode_decoder, encode_encoder, epoch_order
+from .config import TrainerConfig
 from .measure import Stopwatch, peak_memory, reset_peak_memory
-from .. import fastpath
-from .optim import linear_schedule, warmup_steps
+from .optim import linear_schedule, make_optimizer, warmup_steps
+from .precision import TRAINER_PRECISIONS as PRECISIONS
+from .precision import autocast as precision_autocast
+from .precision import prepare_model_for_training, resolve_precision
 from .state import load_state, save_state
 
-PRECISIONS = fastpath.TRAINER_PRECISIONS
+# Called before every training micro-batch as hook(epoch, batch_index, step): instrumentation (the fault
+# suite paces runs through it so that a kill lands mid-epoch; a profiler could mark steps). Rank 0 and others.
+BATCH_HOOKS: list[Callable[[int, int, int], None]] = []
 
 
 @dataclass
@@ -51,19 +56,6 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(f"loss is {value} at step {step} (epoch {epoch + 1}, micro-batch {batch + 1}); "
                          "lower trainer.lr, set trainer.max_grad_norm, or use trainer.precision=fp32/bf16")
         self.step = step
-
-
-def _opt(cfg: Mapping, key: str, default=None):
-    value = cfg.get(key, default) if cfg is not None else default
-    return default if value is None else value
-
-
-def flat_metrics(per_split: dict[str, dict], splits: list[str]) -> dict:
-    """First eval split unprefixed (the headline), the others as `<split>/<metric>`."""
-    out = dict(per_split[splits[0]])
-    for split in splits[1:]:
-        out.update({f"{split}/{k}": v for k, v in per_split[split].items()})
-    return out
 
 
 def token_loss(logits, labels, label_smoothing: float):
@@ -91,17 +83,17 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
     device = dist.device
     model.to(device)
     regression = task.kind == "regression"
-    cfg = trainer_cfg
-    bs, accum, epochs = int(cfg["batch_size"]), int(_opt(cfg, "grad_accum", 1)), int(cfg["epochs"])
-    eval_bs = int(_opt(cfg, "eval_batch_size", bs))
-    label_smoothing = float(_opt(cfg, "label_smoothing", 0.0))
-    max_grad_norm = _opt(cfg, "max_grad_norm", 0.0)
-    precision = fastpath.resolve_precision(_opt(cfg, "precision", "auto"), device)
+    cfg = trainer_cfg if isinstance(trainer_cfg, TrainerConfig) else TrainerConfig.from_mapping(trainer_cfg)
+    bs, accum, epochs = cfg.batch_size, cfg.grad_accum, cfg.epochs
+    eval_bs = cfg.effective_eval_batch_size
+    label_smoothing = float(cfg.label_smoothing)
+    max_grad_norm = cfg.max_grad_norm
+    precision = resolve_precision(cfg.precision, device)
     # The fast path: frozen weights stored once in bf16/fp16 (no fp32 copy, no per-step cast), trainable fp32.
-    fastpath.prepare_model_for_training(model, precision)
+    prepare_model_for_training(model, precision)
 
     def autocast():
-        return fastpath.autocast(device, precision)
+        return precision_autocast(device, precision)
 
     # --- data: tokenized once, batched per epoch in a seed-determined order ----------------------
     train_split = data[task.train_split]
@@ -123,13 +115,12 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
 
     # --- optimisation -----------------------------------------------------------------------------
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = fastpath.make_optimizer(model, float(cfg["lr"]), float(_opt(cfg, "weight_decay", 0.0)),
-                                        _opt(cfg, "adam_betas", (0.9, 0.999)), float(_opt(cfg, "adam_eps", 1e-8)))
-    warmup = warmup_steps(total_steps, float(_opt(cfg, "warmup_ratio", 0.0)), _opt(cfg, "warmup_steps", 0))
+    optimizer = make_optimizer(model, float(cfg.lr), float(cfg.weight_decay), cfg.adam_betas, float(cfg.adam_eps))
+    warmup = warmup_steps(total_steps, float(cfg.warmup_ratio), cfg.warmup_steps)
     scheduler = linear_schedule(optimizer, warmup, total_steps)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    save_every = int(_opt(cfg, "save_every_steps", 0))
-    log_every = int(_opt(cfg, "log_every_steps", 50))
+    save_every = cfg.save_every_steps
+    log_every = max(1, cfg.log_every_steps)
 
     progress = {"epoch": 0, "batches_done": 0, "step": 0, "history": [], "best": None, "best_epoch": None,
                 "tokens": 0, "train_s": 0.0, "wall_s": 0.0, "loss_sum": 0.0, "loss_n": 0}
@@ -172,6 +163,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
             batches = [order[i:i + bs] for i in range(0, len(order), bs)]
             model.train()
             for bi in range(progress["batches_done"], len(batches)):
+                for hook in BATCH_HOOKS:
+                    hook(epoch, bi, progress["step"])
                 batch = collate([train[i] for i in batches[bi]], pad_id, decoder, regression)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 labels = batch.pop("labels")
@@ -222,7 +215,7 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                 if stop:
                     return result(interrupted=True, reason=stop)
             # --- end of epoch: evaluate, keep the best, checkpoint --------------------------------------
-            evaluate_now = _opt(cfg, "eval_epochs", "all") == "all" or epoch + 1 == epochs
+            evaluate_now = cfg.eval_epochs == "all" or epoch + 1 == epochs
             if dist.main and evaluate_now:
                 eval_model = dist_mod.unwrap(ddp_model)
                 per_split = {}
@@ -235,8 +228,7 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                         per_split[s] = evaluate_encoder(eval_model, task, evals[s], eval_bs, pad_id, device, autocast,
                                                         ebar)
                     ebar.close()
-                merge = getattr(task, "merge_split_metrics", None)
-                metrics = merge(per_split) if merge else flat_metrics(per_split, splits)
+                metrics = task.merge_split_metrics(per_split)
                 metrics["train_loss"] = progress["loss_sum"] / max(1, progress["loss_n"])
                 progress["history"].append({"epoch": epoch + 1, **metrics})
                 best = progress["best"]

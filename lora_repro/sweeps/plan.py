@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import sweep
+from . import compose as sweep
 
 TRAIN_EXAMPLES = {
     "glue/mnli": 392_702, "glue/sst2": 67_349, "glue/mrpc": 3_668, "glue/cola": 8_551, "glue/qnli": 104_743,

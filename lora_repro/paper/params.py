@@ -2,7 +2,7 @@
 Tables 2 (GLUE), 3 (E2E) and 4 (GPT-3), next to the figure the paper prints.
 
 Each count comes from real model surgery, not from a formula: the architecture is built from
-`lora_repro/model_configs/*.json` on the meta device (no weights, no download, seconds even for the
+`lora_repro/models/configs/*.json` on the meta device (no weights, no download, seconds even for the
 GPT-3 shape) and `apply_method` is called with the row's setting. `trainable_params` counts as the
 paper does (task head left out; microsoft/LoRA issue 16); `trainable_params_with_head` adds the
 head of a 2-label sequence classifier for the encoders (GPT-2's LM head is tied to the input
@@ -22,11 +22,10 @@ from pathlib import Path
 
 import torch
 
-from .base import METHODS, apply_method
+from ..methods import METHODS, apply_method
 
-PACKAGE = Path(__file__).resolve().parent.parent
-CONFIGS = PACKAGE / "model_configs"
-PAPER = PACKAGE / "paper_data"
+from ..paths import MODEL_CONFIGS_DIR as CONFIGS
+from ..paths import PAPER_DATA_DIR as PAPER
 TABLE_FILES = {2: "table2_glue.csv", 3: "table3_e2e.csv", 4: "table4_gpt3.csv"}
 MODEL_CONFIGS = {"RoBERTa-base": "roberta-base", "RoBERTa-large": "roberta-large", "DeBERTa-XXL": "deberta-v2-xxlarge",
                  "GPT-2 Medium": "gpt2-medium", "GPT-2 Large": "gpt2-large", "GPT-3 175B": "gpt3-175b-shape"}

@@ -1,6 +1,6 @@
 """Fault injection: break real runs and sweeps the ways clusters break them, and check no result is lost.
 
-`python -m lora_repro.faults` (`make fault-test`) runs tiny RoBERTa LoRA runs on GLUE fixture data (CPU,
+`python tools/faults.py` (`make fault-test`) runs tiny RoBERTa LoRA runs on GLUE fixture data (CPU,
 offline, about a minute on 2 cores), each in its own process as the train app, and injects:
 
   sigterm-resume     kill -TERM mid-epoch: the run checkpoints at the next step boundary and exits 143;
@@ -34,6 +34,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:   # run from a checkout: the package beside this folder
+    sys.path.insert(0, str(REPO))
+
+from lora_repro import paths, records  # noqa: E402
 PACE_S = 0.05          # a paced run sleeps this long per micro-batch, so a kill lands mid-epoch
 BATCHES_PER_EPOCH = 8  # 32 fixture examples, batch 4
 MARK = "fault-batch"
@@ -53,7 +57,7 @@ def child_env() -> dict:
 
 
 def train_cmd(args: list[str], paced: bool = False) -> list[str]:
-    return [sys.executable, "-m", "lora_repro.faults", "--paced" if paced else "--train", *args]
+    return [sys.executable, str(Path(__file__).resolve()), "--paced" if paced else "--train", *args]
 
 
 def train(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
@@ -79,17 +83,14 @@ def kill_at(args: list[str], batch: int, sig: int, timeout: int = 300) -> tuple[
 # --- the run identities and records ------------------------------------------------------------------
 def run_ids(overrides_per_run: list[list[str]]) -> list[str]:
     """The identity the train app gives each run (composed here with Hydra, as the app composes it)."""
-    from hydra import compose, initialize_config_dir
+    from lora_repro.run import plain_config, run_id_of
+    from lora_repro.sweeps.compose import compose, hydra_context
 
-    from .app import CONF_DIR
-    from .run import plain_config, run_id_of
-
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return [run_id_of(plain_config(compose("config", overrides=o))) for o in overrides_per_run]
+    with hydra_context():
+        return [run_id_of(plain_config(compose(o))) for o in overrides_per_run]
 
 
 def finished(results: Path, run_id: str) -> dict | None:
-    from . import records
     return records.finished_record(results, run_id)
 
 
@@ -131,7 +132,7 @@ class Suite:
         self.log(f"  {'survived' if ok else 'FAILED  '}  {name}: {detail}")
 
     def setup(self) -> None:
-        from .tasks.fixtures import write_fixture
+        from lora_repro.tasks.fixtures import write_fixture
 
         for task in ("glue/rte", "glue/mrpc"):
             write_fixture(task, self.work / "data" / task, n_train=32, n_eval=16)
@@ -146,7 +147,7 @@ class Suite:
     def sigterm_resume(self) -> None:
         rid = self.expect("seed=1 (SIGTERM, resumed)", "seed=1")
         code, out = kill_at(self.args("seed=1"), batch=5, sig=signal.SIGTERM)
-        state = self.results / "checkpoints" / rid / "state" / "state.pt"
+        state = paths.state_dir(self.results, rid) / "state.pt"
         progress = _progress(state)
         stopped_mid_epoch = code == 128 + signal.SIGTERM and progress and \
             0 < progress["batches_done"] < BATCHES_PER_EPOCH
@@ -162,7 +163,7 @@ class Suite:
     def kill9_relaunch(self) -> None:
         rid = self.expect("seed=2 (kill -9, relaunched)", "seed=2")
         code, out = kill_at(self.args("seed=2"), batch=BATCHES_PER_EPOCH + 4, sig=signal.SIGKILL)
-        progress = _progress(self.results / "checkpoints" / rid / "state" / "state.pt")
+        progress = _progress(paths.state_dir(self.results, rid) / "state.pt")
         again = train(self.args("seed=2"))
         rec = finished(self.results, rid)
         ok = code == -signal.SIGKILL and progress is not None and again.returncode == 0 and \
@@ -173,7 +174,6 @@ class Suite:
                    + ("" if ok else f"\n{out[-2000:]}\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
 
     def sweep_crash(self) -> None:
-        from . import records
 
         sweep = ["-m", *self.args("seed=3", "task=glue/rte,glue/mrpc")]
         rte = self.expect("sweep seed=3 glue/rte", "seed=3", "task=glue/rte")
@@ -182,7 +182,7 @@ class Suite:
         good_text = bad.read_text()
         bad.write_text(good_text[: len(good_text) // 3] + "\n{not json\n")
         first = train(sweep)
-        failed = records.read_record(records.record_path(self.results, mrpc))
+        failed = records.read_record(paths.record_path(self.results, mrpc))
         bad.write_text(good_text)
         second = train(sweep)
         s1, s2 = summary_line(first.stdout), summary_line(second.stdout)
@@ -197,10 +197,10 @@ class Suite:
     def corrupt_record(self) -> None:
         import io
 
-        from . import records, tables
+        from lora_repro.report import tables
 
         (rid,) = run_ids([self.args("seed=1")])
-        path = records.record_path(self.results, rid)
+        path = paths.record_path(self.results, rid)
         text = path.read_text()
         path.write_text(text[: len(text) // 2])          # a torn write, as a broken disk or editor leaves it
         good, bad = records.load_records(self.results)
@@ -233,7 +233,6 @@ class Suite:
 
     def records_lost(self) -> tuple[int, list[str]]:
         """Expected identities without exactly one well-formed finished record (plus stray temp files)."""
-        from . import records
 
         good, bad = records.load_records(self.results)
         problems = [f"unreadable record {p}: {why}" for p, why in bad]
@@ -243,7 +242,7 @@ class Suite:
             if len(mine) != 1:
                 lost += 1
                 problems.append(f"{label} ({rid}): {len(mine)} finished records")
-        strays = [p.name for p in records.runs_dir(self.results).iterdir() if p.suffix == ".tmp"]
+        strays = [p.name for p in paths.runs_dir(self.results).iterdir() if p.suffix == ".tmp"]
         problems += [f"stray temp file {s}" for s in strays]
         return lost, problems
 
@@ -275,22 +274,22 @@ def _progress(state: Path) -> dict | None:
 
 # --- child modes -------------------------------------------------------------------------------------
 def _paced_train(argv: list[str]) -> None:
-    """The train app with every training micro-batch announced and slowed (the kill lands mid-epoch)."""
-    from .train import loop
+    """The train app with every training micro-batch announced and slowed (the kill lands mid-epoch), through
+    the trainer's batch hook."""
+    from lora_repro.train.loop import BATCH_HOOKS
 
-    collate, count = loop.collate, [0]
+    count = [0]
 
-    def paced(*a, **k):
+    def pace(epoch: int, batch: int, step: int) -> None:
         count[0] += 1
         print(f"{MARK} {count[0]}", flush=True)
         time.sleep(PACE_S)
-        return collate(*a, **k)
-    loop.collate = paced
+    BATCH_HOOKS.append(pace)
     _train(argv)
 
 
 def _train(argv: list[str]) -> None:
-    from .app import main
+    from lora_repro.app import main
     main(argv)
 
 
@@ -302,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--train"]:
         _train(argv[1:])
         return 0
-    parser = argparse.ArgumentParser(prog="python -m lora_repro.faults", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python tools/faults.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", help="where runs are written (default: a temp dir, removed when all passed)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args(argv)

@@ -22,9 +22,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from . import records
+from .. import records
 
-log = logging.getLogger("lora_repro.sweep_guard")
+log = logging.getLogger("lora_repro.sweeps.guard")
 OUTCOMES = "outcomes"
 EXPECTED = "_jobs.json"
 STATUSES = ("done", "skipped", "failed", "stopped")
@@ -59,20 +59,20 @@ def read_outcomes(sweep_dir: str | Path) -> dict[int, dict]:
 
 
 def expand_jobs(params: Mapping[str, Any], arguments: Sequence[str]) -> list[list[str]]:
-    """The override list of every job, as Hydra's basic sweeper builds them (lora_repro.sweep's rule)."""
-    from .sweep import expand_sweep
+    """The override list of every job, as Hydra's basic sweeper builds them (lora_repro.sweeps.compose's rule)."""
+    from .compose import expand_sweep
     return expand_sweep(params, arguments)
 
 
 def job_config(overrides: Sequence[str], config_name: str) -> dict:
     """One job's resolved config, composed inside the running app (init_from_run resolved as in the job)."""
-    from .sweep import resolved_config
+    from .compose import resolved_config
     return resolved_config(list(overrides), config_name=config_name)
 
 
 def validate_jobs(jobs: Sequence[Sequence[str]], config_name: str) -> list[str]:
     """Every problem of every job, one line each, prefixed with the job's number and overrides."""
-    from .run import RunConfigError, validate
+    from ..run import RunConfigError, validate
 
     problems = []
     for num, overrides in enumerate(jobs):
@@ -158,7 +158,7 @@ class SweepGuard(Callback):
 def main(argv: list[str] | None = None) -> int:
     """`lora-repro validate [overrides]`: validate every job a `train.py -m <overrides>` sweep would launch
     (the preset's hydra.sweeper.params included), without launching or queueing anything."""
-    from . import sweep
+    from . import compose as sweep
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"]):

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import records
+from .. import paths, records
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_DIR = REPO_ROOT / "conf"
+DEFAULT_CONFIG_DIR = paths.CONF_DIR
 CONFIG_NAME = "config"
 
 # The job being composed outside a Hydra app (planner, tests): (config_dir, config_name, overrides).
@@ -58,12 +57,8 @@ def replace_overrides(overrides: Sequence[str], replacements: Sequence[str]) -> 
 
 
 def run_id_of(config: Mapping) -> str:
-    """The identity the train app gives a resolved config (its own rule when available)."""
-    try:
-        from .run import run_id_of as app_run_id
-    except ImportError:
-        return records.run_identity(config)
-    return app_run_id(config)
+    """The identity the train app gives a resolved config."""
+    return records.run_identity(config)
 
 
 @contextlib.contextmanager
@@ -117,7 +112,7 @@ def _current_job() -> tuple[str | None, str, list[str]]:
     from hydra.core.hydra_config import HydraConfig
     if not HydraConfig.initialized():
         raise SweepError("init_from_run needs the job's overrides: call it inside the Hydra app, or compose "
-                         "with lora_repro.sweep.resolved_config(overrides)")
+                         "with lora_repro.sweeps.compose.resolved_config(overrides)")
     hc = HydraConfig.get()
     config_dir = next((s.path for s in hc.runtime.config_sources if s.provider == "main"), None)
     return config_dir, hc.job.config_name, list(hc.overrides.task)
@@ -133,8 +128,7 @@ def init_from_run(*replacements: str) -> str:
     if key not in _SOURCE_CACHE:
         _SOURCE_CACHE[key] = resolved_config(source, config_dir, config_name)
     config = _SOURCE_CACHE[key]
-    results_dir = config.get("results_dir") or "results"
-    return str(Path(results_dir) / "checkpoints" / run_id_of(config) / "adapter")
+    return str(paths.adapter_dir(config.get("results_dir") or paths.DEFAULT_RESULTS, run_id_of(config)))
 
 
 def register_resolvers() -> None:
@@ -168,7 +162,7 @@ class Job:
     @property
     def status(self) -> str | None:
         """"finished", "failed" (its record says so; the sweep re-runs it) or None (never ran)."""
-        rec = records.read_record(records.record_path(self.results_dir, self.run_id))
+        rec = records.read_record(paths.record_path(self.results_dir, self.run_id))
         return rec.get("status") if rec else None
 
     @property
@@ -197,5 +191,5 @@ def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
             config = resolved_config(overrides, config_dir)
         except Exception as e:  # noqa: BLE001
             raise SweepError(f"cannot compose job {' '.join(overrides)}: {type(e).__name__}: {e}") from e
-        jobs.append(Job(overrides, config, run_id_of(config), str(config.get("results_dir") or "results")))
+        jobs.append(Job(overrides, config, run_id_of(config), str(config.get("results_dir") or paths.DEFAULT_RESULTS)))
     return jobs

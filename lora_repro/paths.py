@@ -1,0 +1,74 @@
+"""Where things are, spelled once: the results layout and the data shipped inside the package.
+
+A results directory (``results_dir`` in conf/config.yaml) holds::
+
+    runs/<run_id>.json                      one record per run identity (lora_repro.records)
+    checkpoints/<run_id>/adapter/           the run's adapter-only weights (lora_repro.methods.io)
+    checkpoints/<run_id>/state/             resume state of a stopped run (removed when it finishes)
+    checkpoints/<run_id>/run.lock           one process per run identity
+    bench/*.jsonl, bench/summary.md         benchmark lines (lora_repro.bench)
+    tables/table<N>.{md,csv,tex}            the paper's tables (lora_repro.report)
+    figures/*.png                           rank and budget figures (lora_repro.report.plots)
+    analysis/                               Sec 7 analyses (lora_repro.analysis)
+    wandb/, hydra/                          W&B offline runs, Hydra's run and sweep dirs
+
+Every module that reads or writes one of these asks this module for the path.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent                  # a checkout or an editable install: conf/ and tools/ live here
+CONF_DIR = REPO_DIR / "conf"                   # the Hydra configs
+PAPER_DATA_DIR = PACKAGE_DIR / "paper" / "data"        # the paper's tables and hyperparameters, with sources
+MODEL_CONFIGS_DIR = PACKAGE_DIR / "models" / "configs"  # architecture configs of the paper's models
+DEFAULT_RESULTS = "results"
+
+PathLike = str | os.PathLike
+
+
+def paper_csv(name: str) -> Path:
+    """A file of the paper's data, e.g. ``paper_csv("table2_glue.csv")``."""
+    return PAPER_DATA_DIR / name
+
+
+def runs_dir(results_dir: PathLike) -> Path:
+    return Path(results_dir) / "runs"
+
+
+def record_path(results_dir: PathLike, run_id: str) -> Path:
+    return runs_dir(results_dir) / f"{run_id}.json"
+
+
+def checkpoint_dir(results_dir: PathLike, run_id: str) -> Path:
+    return Path(results_dir) / "checkpoints" / run_id
+
+
+def adapter_dir(results_dir: PathLike, run_id: str) -> Path:
+    return checkpoint_dir(results_dir, run_id) / "adapter"
+
+
+def state_dir(results_dir: PathLike, run_id: str) -> Path:
+    return checkpoint_dir(results_dir, run_id) / "state"
+
+
+def run_lock(results_dir: PathLike, run_id: str) -> Path:
+    return checkpoint_dir(results_dir, run_id) / "run.lock"
+
+
+def bench_dir(results_dir: PathLike) -> Path:
+    return Path(results_dir) / "bench"
+
+
+def tables_dir(results_dir: PathLike) -> Path:
+    return Path(results_dir) / "tables"
+
+
+def figures_dir(results_dir: PathLike) -> Path:
+    return Path(results_dir) / "figures"
+
+
+def analysis_dir(results_dir: PathLike) -> Path:
+    return Path(results_dir) / "analysis"

@@ -1,0 +1,119 @@
+"""Everything a run can check before any compute, all problems at once (`ConfigError` lists them).
+
+Each layer checks what it owns: the trainer options (`train.config.TrainerConfig.check`), the task and its
+data_dir (`Task.check_data_dir`), the model's config (`models.model_config`, no weights), the method's
+options against the architecture built on the meta device (`Method.validate`), and an adapter to start
+from. A run's identity is `records.run_identity` of the resolved config.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import records
+from ..checks import ConfigError, Problems, is_positive_int
+
+RunConfigError = ConfigError   # the name callers of main @ 68f5b40 catch
+
+
+@dataclass
+class ValidatedRun:
+    config: dict          # the resolved config as plain data (what the record stores)
+    run_id: str
+    task: Any             # the Task instance
+    method_cfg: dict      # {"name": ..., **every option}
+    model_config: Any     # the architecture config (no weights)
+    decoder: bool
+    max_length: int
+
+
+def plain_config(cfg: Any) -> dict:
+    """A resolved config (DictConfig or mapping) as plain data."""
+    if isinstance(cfg, Mapping) and not hasattr(cfg, "_metadata"):
+        return {k: plain_config(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def run_id_of(config: Mapping) -> str:
+    """The identity of a resolved config (`records.run_identity`; the one rule every caller uses)."""
+    return records.run_identity(config)
+
+
+def validate(cfg: Any) -> ValidatedRun:
+    """Check a resolved config before any compute; raise ConfigError listing every problem found
+    (checks that need a valid task or model are skipped when those are already wrong)."""
+    from ..methods import MethodConfigError, resolve_config
+    from ..methods.arch import UnsupportedModelError, get_arch
+    from ..methods.io import ADAPTER_WEIGHTS
+    from ..models import ModelConfigError, is_decoder_only, max_positions, meta_model, model_config
+    from ..tasks import TaskConfigError, get_task
+    from ..train.config import TrainerConfig
+
+    config = plain_config(cfg)
+    p = Problems()
+    for key in ("model", "task", "method", "trainer"):
+        p.check(isinstance(config.get(key), Mapping), key, config.get(key), "a config group (see conf/)")
+    p.raise_any()
+    p.check(isinstance(config.get("seed"), int), "seed", config.get("seed"), "an integer")
+    TrainerConfig.check(config["trainer"], p)
+    t = config["task"]
+    try:
+        task = get_task(t.get("name"))
+    except TaskConfigError as e:
+        p.append(f"task.name: {e}")
+        task = None
+    if task is not None:
+        task.check_data_dir(t.get("data_dir"), p)
+    p.check(is_positive_int(t.get("max_length")), "task.max_length", t.get("max_length"), "an integer > 0")
+    for key in ("max_train_samples", "max_eval_samples"):
+        if t.get(key) is not None:
+            p.check(is_positive_int(t[key]), f"task.{key}", t[key], "null or an integer > 0")
+    mconf = None
+    try:
+        mconf = model_config(config["model"])
+    except ModelConfigError as e:
+        p.append(str(e))
+    except OSError as e:  # a hub id without network / cache, or a local dir without config.json
+        p.append(f"model.pretrained={config['model'].get('pretrained')!r}: cannot load its config "
+                 f"(no network and not in the Hugging Face cache, or not a checkpoint dir): {e}")
+    try:
+        method_cls, options = resolve_config(config["method"])
+    except MethodConfigError as e:
+        p.append(f"method: {e}")
+        method_cls = None
+    if mconf is None or task is None:
+        p.raise_any()
+        raise AssertionError("unreachable: a missing model or task is always a problem")
+    decoder = is_decoder_only(mconf)
+    model_name = config["model"].get("name")
+    if not decoder and task.kind not in ("classification", "regression"):
+        p.append(f"task={task.name!r} is a {task.kind} task: it needs a decoder-only model "
+                 f"(e.g. model=gpt2-medium), not model={model_name!r}")
+    if decoder and task.kind != "generation":
+        from ..tasks import TASKS
+        generation = ", ".join(sorted(n for n, c in TASKS.items() if c.kind == "generation"))
+        p.append(f"task={task.name!r} is a {task.kind} task: it needs an encoder model "
+                 f"(e.g. model=roberta-base), not the decoder-only model={model_name!r}; "
+                 f"GPT-2 takes generation tasks ({generation})")
+    limit = max_positions(mconf)
+    if limit and is_positive_int(t.get("max_length")):
+        p.check(t["max_length"] <= limit, "task.max_length", t["max_length"],
+                f"at most {limit}, the positions model={model_name!r} has")
+    if method_cls is not None:
+        try:
+            model = meta_model(mconf, task)
+            get_arch(model)
+            method_cls().validate(model, options)
+        except (MethodConfigError, UnsupportedModelError) as e:
+            p.append(f"method: {e}")
+    init_from = config.get("method_init_from")
+    if init_from is not None:
+        p.check(Path(init_from, ADAPTER_WEIGHTS).is_file(), "method_init_from", init_from,
+                f"an adapter directory holding {ADAPTER_WEIGHTS} (e.g. <results>/checkpoints/<run_id>/adapter)")
+    p.raise_any()
+    return ValidatedRun(config=config, run_id=run_id_of(config), task=task,
+                        method_cfg={"name": method_cls.name, **options}, model_config=mconf, decoder=decoder,
+                        max_length=t["max_length"])
