@@ -10,7 +10,8 @@ train app's run identity (``sweep.preset_jobs``); a job with a finished record i
 - tokens_per_s (one H100) = EFFECTIVE_FLOPS / flops_per_token, flops_per_token = 6 N for full
   fine-tuning (forward 2N + backward 4N) and 4 N when the body is frozen (no weight gradients),
   N = model parameters (PARAMS); EFFECTIVE_FLOPS = 200 TFLOP/s for bf16/fp16 (~20% of the H100's
-  989 TFLOP/s dense peak), half that for fp32 (TF32). The bench part may replace TOKENS_PER_S_MEASURED
+  989 TFLOP/s dense peak), half that for fp32 (TF32). The precision priced is the one the run will use on the
+  target GPU (`train.precision.resolve_precision` with TARGET_GPU_BF16: `auto` is bf16 on an H100). The bench part may replace TOKENS_PER_S_MEASURED
   with measured H100 figures; measured values win over the model.
 - MIN_STEP_S: a floor per optimiser step (eager PyTorch is kernel-launch bound at the paper's small
   batches: ~2.5 ms per layer forward+backward on an H100, our estimate), so tiny batches are not costed
@@ -52,6 +53,7 @@ EFFECTIVE_FLOPS = {"bf16": 200e12, "fp16": 200e12, "fp32": 100e12}
 GENERATION_TASKS = {"e2e", "wikisql", "samsum", "gpt2/mnli"}
 FULL_BODY_METHODS = {"ft"}
 PADDING = 1.2
+TARGET_GPU_BF16 = True   # the H100 the estimate is for computes bf16 natively
 TOKENS_PER_S_MEASURED: dict[tuple[str, str], float] = {}  # (model, method) -> measured H100 train tokens/s
 
 
@@ -79,6 +81,12 @@ def train_examples(task_cfg: Mapping) -> int | None:
     return min(n, cap) if n is not None and cap else n
 
 
+def target_precision(trainer: Mapping) -> str:
+    """The precision the run will train in on the target GPU (what `auto`, the default, resolves to there)."""
+    from ..train.precision import resolve_precision
+    return resolve_precision(trainer.get("precision") or "auto", bf16=TARGET_GPU_BF16)
+
+
 def gpu_hours(config: Mapping) -> float | None:
     """Estimated H100 hours of one job (None when its task or model is not in the tables)."""
     task, trainer = config["task"], config["trainer"]
@@ -88,7 +96,7 @@ def gpu_hours(config: Mapping) -> float | None:
         return None
     batch = trainer["batch_size"] * trainer.get("grad_accum", 1)
     step_tokens = batch * min(avg, task["max_length"]) * PADDING
-    step_s = max(step_tokens / tokens_per_s(model, method, trainer.get("precision", "fp32")),
+    step_s = max(step_tokens / tokens_per_s(model, method, target_precision(trainer)),
                  MIN_STEP_S.get(model, 0.0) * trainer.get("grad_accum", 1))
     seconds = math.ceil(n / batch) * trainer["epochs"] * step_s
     return seconds / 3600 * (1.5 if task["name"] in GENERATION_TASKS else 1.1)
