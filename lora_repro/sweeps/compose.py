@@ -152,6 +152,26 @@ def expand_sweep(params: Mapping[str, Any], arguments: Sequence[str] = ()) -> li
     return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
+def sweeper_params(cfg) -> dict:
+    """A composed config's ``hydra.sweeper.params`` as plain data (unresolved), {} when it has none."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.select(cfg, "hydra.sweeper.params")
+    return OmegaConf.to_container(params, resolve=False) if params else {}
+
+
+def sweep_overrides(arguments: Sequence[str], config_dir: str | os.PathLike | None = None) -> list[list[str]]:
+    """The override list of every job ``train.py -m ARGUMENTS`` launches: the preset's sweeper params (read by
+    composing the arguments that sweep nothing) expanded with the command line's, as Hydra's basic sweeper does.
+    The one expansion of a sweep: `preset_jobs`, `lora-repro validate` and `lora-repro plan` use it."""
+    fixed = [o for o in arguments if "," not in o.split("=", 1)[-1]]
+    try:
+        hcfg = compose(fixed, config_dir, return_hydra_config=True)
+    except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the overrides in one message
+        raise SweepError(f"cannot compose {' '.join(arguments)}: {e}") from e
+    return expand_sweep(sweeper_params(hcfg), arguments)
+
+
 @dataclass
 class Job:
     overrides: list[str]
@@ -177,16 +197,8 @@ def preset_jobs(experiment: str, extra: Sequence[str] = (), config_dir: str | os
 
 
 def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
-    base = [f"+experiment={experiment}", *extra]
-    try:
-        hcfg = compose([o for o in base if "," not in o.split("=", 1)[-1]], config_dir, return_hydra_config=True)
-    except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the preset in one message
-        raise SweepError(f"cannot compose +experiment={experiment}: {e}") from e
-    from omegaconf import OmegaConf
-
-    params = OmegaConf.to_container(hcfg.hydra.sweeper.params or {}, resolve=False)
     jobs = []
-    for overrides in expand_sweep(params, base):
+    for overrides in sweep_overrides([f"+experiment={experiment}", *extra], config_dir):
         try:
             config = resolved_config(overrides, config_dir)
         except Exception as e:  # noqa: BLE001

@@ -58,27 +58,16 @@ def read_outcomes(sweep_dir: str | Path) -> dict[int, dict]:
     return out
 
 
-def expand_jobs(params: Mapping[str, Any], arguments: Sequence[str]) -> list[list[str]]:
-    """The override list of every job, as Hydra's basic sweeper builds them (lora_repro.sweeps.compose's rule)."""
-    from .compose import expand_sweep
-    return expand_sweep(params, arguments)
-
-
-def job_config(overrides: Sequence[str], config_name: str) -> dict:
-    """One job's resolved config, composed inside the running app (init_from_run resolved as in the job)."""
-    from .compose import resolved_config
-    return resolved_config(list(overrides), config_name=config_name)
-
-
 def validate_jobs(jobs: Sequence[Sequence[str]], config_name: str) -> list[str]:
     """Every problem of every job, one line each, prefixed with the job's number and overrides."""
     from ..run import RunConfigError, validate
+    from .compose import resolved_config
 
     problems = []
     for num, overrides in enumerate(jobs):
         label = f"job #{num} ({' '.join(overrides) or 'no overrides'})"
         try:
-            validate(job_config(overrides, config_name))
+            validate(resolved_config(list(overrides), config_name=config_name))  # init_from_run as in the job
         except RunConfigError as e:
             problems += [f"{label}: {p}" for p in e.problems]
         except Exception as e:  # noqa: BLE001 - a job that cannot even be composed is a problem too
@@ -109,10 +98,10 @@ def summary(jobs: Sequence[Sequence[str]] | None, outcomes: Mapping[int, dict]) 
 def _sweep_jobs(config: DictConfig) -> list[list[str]] | None:
     if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER:
         return None
-    params = config.hydra.sweeper.params
-    params = OmegaConf.to_container(params, resolve=False) if params else {}
+    from .compose import expand_sweep, sweeper_params
+
     arguments = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-    return expand_jobs(params, arguments)
+    return expand_sweep(sweeper_params(config), arguments)
 
 
 class SweepGuard(Callback):
@@ -167,13 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with sweep.hydra_context():
         try:
-            fixed = [o for o in argv if "," not in o.split("=", 1)[-1]]
-            hcfg = sweep.compose(fixed, return_hydra_config=True)
-        except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the overrides in one message
-            print(f"config error: cannot compose {' '.join(argv)}: {e}", file=sys.stderr)
+            jobs = sweep.sweep_overrides(argv)
+        except sweep.SweepError as e:
+            print(f"config error: {e}", file=sys.stderr)
             return 2
-        params = hcfg.hydra.sweeper.params
-        jobs = expand_jobs(OmegaConf.to_container(params, resolve=False) if params else {}, argv)
         problems = validate_jobs(jobs, sweep.CONFIG_NAME)
     for p in problems:
         print(f"config error: {p}", file=sys.stderr)
