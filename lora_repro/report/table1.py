@@ -103,7 +103,7 @@ def _ours(d: Mapping | None, overhead: float | None) -> dict:
 def build_table1(lines: Sequence[Mapping]) -> list[dict]:
     """Table 1 as rows: the paper's 9 rows (section "paper") with our matching line, then every other
     line of ours (section "other"). Each row has the TABLE1_FIELDS."""
-    overhead = dict(zip(map(id, lines), _overheads(lines)))
+    overhead = dict(zip(map(id, lines), _overheads(lines), strict=True))
     full = [d for d in lines if _model(d) == PAPER_MODEL and not d.get("tiny")]
     used: set[int] = set()
     out = []
@@ -128,7 +128,8 @@ def build_table1(lines: Sequence[Mapping]) -> list[dict]:
                    **_ours(best, overhead[id(best)] if best is not None else None))
         if r["method"] == "Fine-Tune/LoRA":
             row["ours_overhead_pct"] = None                 # the reference itself
-        row["delta_ms"] = None if row["ours_ms"] is None or row["paper_ms"] is None else row["ours_ms"] - row["paper_ms"]
+        have = row["ours_ms"] is not None and row["paper_ms"] is not None
+        row["delta_ms"] = row["ours_ms"] - row["paper_ms"] if have else None
         out.append(row)
     newest: dict[tuple, Mapping] = {}
     for d in lines:
@@ -173,7 +174,8 @@ def table1_markdown(rows: Sequence[Mapping]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for d in paper:
         theta = f"{d['paper_theta']} / {fmt_params(d['ours_theta']) if d['ours_theta'] else MISSING}"
-        ov = "" if d["method"] == "Fine-Tune/LoRA" else f"{_pct(d['ours_overhead_pct'])} / {_pct(d['paper_overhead_pct'])}"
+        ov = ("" if d["method"] == "Fine-Tune/LoRA"
+              else f"{_pct(d['ours_overhead_pct'])} / {_pct(d['paper_overhead_pct'])}")
         delta = "" if d["delta_ms"] is None else f"{d['delta_ms']:+.1f}"
         ours_method = f" ({d['ours_method']})" if d["ours_method"] else ""
         lines.append(f"| {d['batch']} | {d['seq']} | {theta} | {d['method']}{ours_method} | {_ours_ms(d)} | "
