@@ -5,14 +5,20 @@ Records are the single source of truth for tables. They are written atomically (
 can write into one results directory at once. A run's identity is a hash of its resolved config
 minus the keys that do not change what is computed (logging, launcher, output paths), so a
 re-launched sweep finds the runs it already finished.
+
+This module is also the one home of a record's shape (`Record`: every field, named once, with its
+meaning) and of reading one (`metric_value`, `trainable_params`, `is_finished`, `method_options`, ...);
+`run.execute.make_record` fills a `Record`, and the report, plots and W&B summary read through here.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -24,13 +30,86 @@ IDENTITY_EXCLUDED_KEYS = frozenset(
     {"logger", "hydra", "launcher", "results_dir", "output_dir", "checkpoint_dir", "resume", "dry_run",
      "progress_bar", "skip_existing", "num_workers", "stop_after_steps"}
 )
-RECORD_FIELDS = (
-    "run_id", "created_at", "git_sha", "model", "task", "method", "r", "alpha", "targets", "seed",
-    "trainable_params", "total_params", "metrics", "main_metric", "peak_vram_bytes", "tokens_per_s",
-    "train_wall_s", "status", "config",
-)
 STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
+
+# How one run ended, as `run.execute.Outcome.status` and the sweep guard's summary count it. A record only
+# exists for two of them: "done" wrote a finished record, "failed" a failed one (that a re-launch replaces);
+# "skipped" found a finished record (or the run busy in another process) and wrote nothing; "stopped" saved
+# resume state at a step boundary (a stop signal or stop_after_steps) and wrote nothing: re-run to finish.
+OUTCOMES = ("done", "skipped", "failed", "stopped")
+
+
+# --------------------------------------------------------------------------------------- the record
+class _Omit:
+    """The value of an optional field a record does not carry (it is left out of the JSON)."""
+
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Any = _Omit()
+
+
+def _field(meaning: str, *, required: bool = False, summary: bool = False, optional: bool = False):
+    """A record field: ``required`` ones must be in every record on disk (older records may lack the rest);
+    ``summary`` ones are mirrored into the W&B run summary; ``optional`` ones are absent unless set."""
+    meta = {"meaning": meaning, "required": required, "summary": summary}
+    return dataclasses.field(default=OMIT, metadata=meta) if optional else dataclasses.field(metadata=meta)
+
+
+@dataclasses.dataclass
+class Record:
+    """Every field a run record carries, in the order `run.execute.make_record` writes them."""
+    run_id: str = _field("run identity: hash of the resolved config minus IDENTITY_EXCLUDED_KEYS",
+                         required=True, summary=True)
+    created_at: str = _field("when the record was written, ISO 8601 UTC", required=True)
+    git_sha: str | None = _field("commit of the code that ran (None outside a git checkout)", required=True)
+    model: str = _field("model config name, e.g. roberta-base", required=True)
+    task: str = _field("task name, e.g. glue/mnli", required=True)
+    method: str = _field("method name, e.g. lora", required=True)
+    r: int | None = _field("the method's rank option (None when it has none)", required=True)
+    alpha: float | None = _field("the method's alpha option (None when it has none)", required=True)
+    targets: list | None = _field("the method's target weights, e.g. ['q', 'v'] (None when it has none)",
+                                  required=True)
+    seed: int = _field("the run's seed", required=True)
+    trainable_params: int | None = _field("trainable parameters as the paper counts them: task head excluded",
+                                          required=True, summary=True)
+    trainable_params_with_head: int | None = _field("trainable parameters including the task head",
+                                                    summary=True)
+    total_params: int | None = _field("all parameters of the adapted model", required=True, summary=True)
+    metrics: dict = _field("final evaluation metrics on the paper's scale (x100; NIST, CIDEr raw)", required=True)
+    main_metric: str = _field("the task's main metric: the key of `metrics` a table cell shows", required=True,
+                              summary=True)
+    peak_vram_bytes: int | None = _field("peak memory in bytes: CUDA max allocated or CPU RSS, see "
+                                         "peak_memory_kind (name kept from the first records)",
+                                         required=True, summary=True)
+    peak_memory_kind: str | None = _field("what peak_vram_bytes measured, e.g. cuda_max_allocated or cpu_rss",
+                                          summary=True)
+    tokens_per_s: float | None = _field("training throughput, tokens per second", required=True, summary=True)
+    train_wall_s: float | None = _field("training wall time in seconds", required=True, summary=True)
+    status: str = _field(f"{STATUS_FINISHED!r} or {STATUS_FAILED!r}", required=True, summary=True)
+    config: dict = _field("the resolved config the run was made from", required=True)
+    method_config: dict = _field("the method's options with its defaults filled in")
+    history: list = _field("logged training steps and evaluations")
+    steps: int | None = _field("optimizer steps taken")
+    precision: str | None = _field("the training precision `auto` resolved to, e.g. bf16")
+    adapter_dir: str = _field("where the run's adapter weights were saved", optional=True)
+    error: str = _field("failed runs: the error, with the fix for an out-of-memory error", optional=True)
+    last_step: int | None = _field("failed runs: the last completed step", optional=True)
+    batch_size: int = _field("out-of-memory failures: trainer.batch_size", optional=True)
+    grad_accum: int = _field("out-of-memory failures: trainer.grad_accum", optional=True)
+    max_length: int = _field("out-of-memory failures: the run's max_length", optional=True)
+
+    def as_dict(self) -> dict:
+        """The record as stored: every field but the optional ones left unset (values not copied)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not OMIT}
+
+
+RECORD_SCHEMA: dict[str, str] = {f.name: f.metadata["meaning"] for f in dataclasses.fields(Record)}
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record) if f.metadata["required"])
+SUMMARY_FIELDS = tuple(f.name for f in dataclasses.fields(Record) if f.metadata["summary"])
 
 
 def _canonical(obj: Any) -> Any:
@@ -178,3 +257,61 @@ def load_records(results_dir: str | os.PathLike) -> tuple[list[dict], list[tuple
             continue
         records.append(data)
     return records, bad
+
+
+# ----------------------------------------------------------------------------------- reading a record
+def _norm(key: str) -> str:
+    """A metric key with case and punctuation dropped: "ROUGE-L" and "rougeL" are one metric."""
+    return re.sub(r"[^a-z0-9]", "", str(key).lower())
+
+
+def is_finished(rec: Mapping) -> bool:
+    return rec.get("status") == STATUS_FINISHED
+
+
+def model_name(rec: Mapping) -> str:
+    """The record's model config name, lower case, without a hub owner ("org/x" -> "x")."""
+    model = rec.get("model")
+    if isinstance(model, Mapping):
+        model = model.get("name")
+    return str(model or "").split("/")[-1].lower()
+
+
+def metric_value(rec: Mapping, name: str | None = None) -> float | None:
+    """The record's ``name`` metric (default: its main metric), keys matched ignoring case and punctuation;
+    None when the record lacks it or it is not a number."""
+    want = name or rec.get("main_metric")
+    if want is None:
+        return None
+    by_norm = {_norm(k): v for k, v in (rec.get("metrics") or {}).items()}
+    v = by_norm.get(_norm(want))
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def trainable_params(rec: Mapping) -> int | None:
+    """Trainable parameters as the paper counts them (task head excluded)."""
+    v = rec.get("trainable_params")
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def method_options(rec: Mapping) -> dict:
+    """The record's method options: its full ``method_config`` (defaults filled in) when it has one, else
+    ``config.method``, overlaid with the record's r / alpha / targets (a "q,v" string becomes a list)."""
+    opts = dict(rec.get("method_config") or (rec.get("config") or {}).get("method") or {})
+    for key in ("r", "alpha", "targets"):
+        if rec.get(key) is not None:
+            opts[key] = rec[key]
+    if isinstance(opts.get("targets"), str):
+        opts["targets"] = [t for t in re.split(r"[,\s]+", opts["targets"]) if t]
+    return opts
+
+
+def protocol(rec: Mapping) -> str | None:
+    """The run's protocol (``config.protocol``); None for the paper's default ("paper" or unset)."""
+    p = (rec.get("config") or {}).get("protocol")
+    return None if p in (None, "", "paper") else str(p)
+
+
+def init_from(rec: Mapping) -> str | None:
+    """The adapter the run started from (``config.method_init_from``), if any."""
+    return (rec.get("config") or {}).get("method_init_from") or None

@@ -106,13 +106,17 @@ def test_latency_cli_writes_table1(tmp_path):
 
 
 def test_table1_sits_beside_the_paper_figures():
+    """bench lines -> the one Table 1 (lora_repro.report.table1): paper rows, then the lines no paper row uses."""
+    from lora_repro.report.table1 import build_table1, table1_markdown
+
     rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": False, "device": "gpu", "precision": "fp32",
              "trials": 100, "batch": b, "seq": s, "method": m, "mean_ms": ms, "std_ms": 1.0, "adapter_params": None}
             for b, s, m, ms in [(1, 128, "ft", 20.0), (1, 128, "adapter_h", 26.0), (1, 128, "lora_unmerged", 21.0)]]
-    text = report.table1_markdown(rows)
-    assert "| 1 | 128 | adapter_h | - | 25.8 ± 2.2 | +30.3% | 26.00 ± 1.00 | +30.0% |" in text
-    assert "| 1 | 128 | ft | - | 19.8 ± 2.7 | 0 | 20.00 ± 1.00 | +0.0% |" in text
-    assert "| 1 | 128 | lora_unmerged | - | - | - | 21.00 ± 1.00 | +5.0% |" in text
+    text = table1_markdown(build_table1(rows))
+    assert ("| 1 | 128 | 11M / — | AdapterH (adapter_h) | 26.00 ± 1.00 | 25.8 ± 2.2 | +0.2 | +30.0% / +30.3% "
+            "| gpu, fp32, 100 trials, run r |") in text
+    assert "| 1 | 128 | 11M / — | Fine-Tune/LoRA (ft) | 20.00 ± 1.00 | 19.8 ± 2.7 | +0.2 |  | gpu, fp32, 100 trials, run r |" in text
+    assert "| gpt2-medium | 1 | 128 | lora_unmerged | — | 21.00 ± 1.00 | +5.0% | gpu, fp32, 100 trials, run r |" in text
 
 
 @pytest.mark.skipif(not set(ADAPTERS) <= set(METHODS), reason="adapter methods not on this branch yet")
@@ -176,10 +180,12 @@ def test_summary_states_unmerged_overhead():
 
 def test_latency_lines_feed_the_project_table1():
     """lora_repro.report reads these lines: ft is its Fine-Tune/LoRA row, adapters matched by |Θ|."""
-    tables = pytest.importorskip("lora_repro.report.tables")
+    from lora_repro.report.table1 import build_table1
+
     rows = [{"kind": "latency", "model": "gpt2-medium", "batch": 1, "seq": 128, "method": m, "mean_ms": ms,
              "std_ms": 0.5, "adapter_params": p} for m, ms, p in [("ft", 20.0, None), ("lora", 20.1, None),
                                                                ("adapter_h", 26.0, 10966224)]]
-    built = {r["method"]: r for r in tables.build_table1(rows) if (r["batch"], r["seq"]) == (1, 128)}
-    assert built["Fine-Tune/LoRA"]["ours_ms"] is not None
-    assert built["AdapterH"]["ours_overhead_pct"] == pytest.approx(100 * (26.0 / built["Fine-Tune/LoRA"]["ours_ms"] - 1))
+    built = {r["method"]: r for r in build_table1(rows) if (r["batch"], r["seq"]) == (1, 128)}
+    assert built["Fine-Tune/LoRA"]["ours_ms"] == 20.0 and built["Fine-Tune/LoRA"]["ours_method"] == "ft"
+    assert built["AdapterH"]["ours_overhead_pct"] == pytest.approx(100 * (26.0 / 20.0 - 1))
+    assert built["lora"]["section"] == "other" and built["lora"]["ours_overhead_pct"] == pytest.approx(0.5)

@@ -4,7 +4,8 @@ import io
 import pytest
 
 from lora_repro.methods import METHODS
-from lora_repro.paper.params import HEADER, _template, main, table, within_rounding
+from lora_repro.paper.params import HEADER, _template, main, table
+from lora_repro.paper.rows import within_rounding
 
 # Every count pinned: (model, method as printed incl. †, paper figure) -> (paper count, count incl. head).
 EXPECTED = {

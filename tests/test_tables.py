@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from lora_repro import records
-from lora_repro.report import tables
+from lora_repro import records, report
+from lora_repro.report import build, render, specs, table1
 
 
 def make_record(run_id, *, model="roberta-base", task="glue/mnli", method="lora", seed=1, value=87.0,
@@ -23,8 +23,8 @@ def make_record(run_id, *, model="roberta-base", task="glue/mnli", method="lora"
     return {
         "run_id": run_id, "created_at": created_at, "git_sha": "x", "model": model, "task": task, "method": method,
         "r": config["method"].get("r"), "alpha": config["method"].get("alpha"),
-        "targets": config["method"].get("targets"), "seed": seed, "trainable_params": params + 1000,
-        "trainable_params_paper": params, "total_params": 125_000_000,
+        "targets": config["method"].get("targets"), "seed": seed, "trainable_params": params,
+        "trainable_params_with_head": params + 1000, "total_params": 125_000_000,
         "metrics": metrics if metrics is not None else {metric: value}, "main_metric": metric,
         "peak_vram_bytes": 0, "tokens_per_s": 1.0, "train_wall_s": 1.0, "status": status, "config": config,
     }
@@ -36,8 +36,8 @@ def write(tmp_path, recs):
 
 
 def long_rows(tmp_path, number):
-    t = tables.build_table(tables.table_spec(number), tables.load_finished(tmp_path))
-    return {(d["model"], d["method"], d["column"]): d for d in tables.table_rows(t)}
+    t = build.build_table(specs.table_spec(number), build.load_finished(tmp_path))
+    return {(d["model"], d["method"], d["column"]): d for d in build.table_rows(t)}
 
 
 def test_median_std_n_and_delta_vs_paper(tmp_path):
@@ -60,14 +60,14 @@ def test_missing_cells_failed_records_and_avg(tmp_path):
     assert rows[("roberta-base", "LoRA", "Avg")]["ours"] is None      # not all 8 tasks present
     assert rows[("roberta-large", "LoRA", "MNLI")]["n"] == 0          # paper row without records
     md = (tmp_path / "x.md")
-    md.write_text(tables.to_markdown(tables.build_table(tables.table_spec(2), tables.load_finished(tmp_path))))
+    md.write_text(render.to_markdown(build.build_table(specs.table_spec(2), build.load_finished(tmp_path))))
     text = md.read_text()
     assert "— (n=0) / 95.1" in text                                  # SST-2 LoRA: missing, paper beside it
     assert "80.0 (n=1) / 87.5, Δ -7.5" in text
 
 
 def test_avg_is_mean_of_the_eight_task_cells(tmp_path):
-    values = dict(zip(tables.GLUE_TASKS, [80.0, 90.0, 85.0, 60.0, 91.0, 88.0, 70.0, 89.0]))
+    values = dict(zip(specs.GLUE_TASKS, [80.0, 90.0, 85.0, 60.0, 91.0, 88.0, 70.0, 89.0]))
     recs = []
     for task, v in values.items():
         for seed, dv in enumerate([-1.0, 0.0, 2.0]):
@@ -84,7 +84,7 @@ def test_corrupt_record_reported_and_skipped(tmp_path, capsys):
     bad.write_text("{not json")
     (tmp_path / "runs" / "partial.json").write_text(json.dumps({"run_id": "partial", "status": "finished"}))
     out = tmp_path / "tables"
-    tables.write_tables(tmp_path, out, [2])
+    report.write_tables(tmp_path, out, [2])
     err = capsys.readouterr().err
     assert str(bad) in err and "not valid JSON" in err
     assert "partial.json" in err and "missing field" in err
@@ -133,8 +133,8 @@ def test_extra_rows_for_models_the_paper_lacks(tmp_path):
 def test_duplicate_seed_keeps_newest(tmp_path, capsys):
     write(tmp_path, [make_record("old", value=10.0, created_at="2026-01-01T00:00:00+00:00"),
                      make_record("new", value=20.0, created_at="2026-02-01T00:00:00+00:00")])
-    t = tables.build_table(tables.table_spec(2), tables.load_finished(tmp_path))
-    d = {(x["model"], x["method"], x["column"]): x for x in tables.table_rows(t)}[("roberta-base", "LoRA", "MNLI")]
+    t = build.build_table(specs.table_spec(2), build.load_finished(tmp_path))
+    d = {(x["model"], x["method"], x["column"]): x for x in build.table_rows(t)}[("roberta-base", "LoRA", "MNLI")]
     assert d["ours"] == 20.0 and d["n"] == 1
     assert any("replaces older old" in w for w in t.warnings)
 
@@ -169,9 +169,9 @@ def test_table1_from_bench_lines(tmp_path):
                   adapter_params=11_000_000),
              dict(kind="throughput", model="gpt2-medium", tokens_per_s=5.0)]
     (bench / "latency.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
-    rows, problems = tables.load_latency(bench)
+    rows, problems = table1.load_latency(bench)
     assert len(rows) == 2 and len(problems) == 1
-    t1 = {(d["batch"], d["seq"], d["method"]): d for d in tables.build_table1(rows)}
+    t1 = {(d["batch"], d["seq"], d["method"]): d for d in table1.build_table1(rows)}
     assert t1[(1, 128, "AdapterH")]["ours_overhead_pct"] == pytest.approx(25.0)
     assert t1[(1, 128, "AdapterH")]["delta_ms"] == pytest.approx(25.0 - 25.8)
     assert t1[(32, 512, "AdapterL")]["ours_ms"] is None
@@ -179,10 +179,10 @@ def test_table1_from_bench_lines(tmp_path):
 
 def test_cli_writes_all_tables_and_rejects_bad_numbers(tmp_path, capsys):
     write(tmp_path, [make_record("a")])
-    assert tables.main(["--results", str(tmp_path), "--print", "2"]) == 0
+    assert report.main(["--results", str(tmp_path), "--print", "2"]) == 0
     for n in range(1, 7):
         for ext in ("md", "csv", "tex"):
             assert (tmp_path / "tables" / f"table{n}.{ext}").exists()
     assert "## Table 2" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        tables.main(["--results", str(tmp_path), "--tables", "9"])
+        report.main(["--results", str(tmp_path), "--tables", "9"])

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import torch
 
+from ..report.table1 import write_table1
 from ..train.precision import PRECISIONS
 from .latency import LATENCY_METHODS, PAPER_SHAPES, TINY_SHAPES, LatencySetting, measure_latency, runnable
 from .methods import TRAIN_METHODS, available, parse_method
 from .models import MODELS, PRESETS, TINY_SHAPE
-from .report import append_jsonl, environment, new_run_id, write_summary, write_table1
+from .report import append_jsonl, environment, new_run_id, write_summary
 from .throughput import table as throughput_table
 from .train import FastPaths, TrainSetting, measure_train
 
@@ -116,15 +117,13 @@ def _latency(args) -> int:
                              tiny=args.tiny, seed=args.seed, attention=args.attention)
     run_id, env = new_run_id(), environment(device)
     path = Path(args.out) / f"{args.name or 'latency'}.jsonl"
-    rows = []
     for batch, seq, params in shapes:
         for method in methods:
             row = measure_latency(setting, method, batch, seq, params, device)
             row.update(run_id=run_id, created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **env)
             append_jsonl(path, row)
-            rows.append(row)
             _log(f"{args.model} {batch}x{seq} {method:<14} {row['mean_ms']:9.2f} ± {row['std_ms']:.2f} ms")
-    print(write_table1(rows, args.tables))
+    print(write_table1(args.out, args.tables))   # the one Table 1 writer, from every latency line in --out
     print(write_summary(args.out))
     return 0
 

@@ -1,11 +1,11 @@
-"""Benchmark output: one JSON line per measurement, a summary of same-run ratios, and Table 1 beside the paper.
+"""Benchmark output: one JSON line per measurement and a summary of same-run ratios (Table 1 beside the paper
+is `lora_repro.report.table1`, which reads these lines).
 
 `results/bench/<name>.jsonl` gets one line per measurement (appended; every line of one invocation shares a
 `run_id`). Ratios are only ever taken between lines of the same run: same machine, same load, same versions.
 """
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import time
@@ -14,11 +14,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-
-from ..paths import paper_csv
-
-PAPER_TABLE1 = paper_csv("table1_latency.csv")
-PAPER_TABLE1_METHODS = {"Fine-Tune/LoRA": "ft", "AdapterL": "adapter_l", "AdapterH": "adapter_h"}
 
 
 def new_run_id() -> str:
@@ -180,42 +175,3 @@ def write_summary(bench_dir: str | Path) -> Path:
     path = Path(bench_dir) / "summary.md"
     path.write_text(summary_markdown(read_jsonl(bench_dir)))
     return path
-
-
-def paper_table1() -> list[dict]:
-    with PAPER_TABLE1.open() as f:
-        return list(csv.DictReader(f))
-
-
-def table1_markdown(rows: list[dict]) -> str:
-    """Our latencies beside the paper's (Table 1, GPT-2 medium on a Quadro RTX8000); overheads vs the base model."""
-    lat = [r for r in rows if r["kind"] == "latency"]
-    first = lat[0]
-    paper = {(int(p["batch_size"]), int(p["seq_len"]), PAPER_TABLE1_METHODS[p["method"]]): p for p in paper_table1()}
-    over = latency_overheads(lat)
-    lines = ["# Table 1: inference latency of GPT-2 medium (ms per forward pass)", "",
-             f"Ours: {first['model']}{' (tiny: not the paper shape)' if first.get('tiny') else ''}, {first['device']}, "
-             f"{first['precision']}, mean ± std over {first['trials']} trials, run {first['run_id']}. "
-             "Paper: NVIDIA Quadro RTX8000, 100 trials (arXiv:2106.09685v2 Table 1). "
-             "ft = the base model's forward (= a fine-tuned model); lora = LoRA merged into W.", "",
-             "| batch | seq | method | adapter params (ours) | paper ms | paper overhead | ours ms | ours overhead |",
-             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for r in lat:
-        p = paper.get((r["batch"], r["seq"], r["method"])) if not r.get("tiny") else None
-        paper_ms = f"{float(p['latency_ms']):.1f} ± {float(p['latency_pm_ms']):.1f}" if p else "-"
-        paper_pct = (f"{float(p['overhead_pct_vs_finetune']):+.1f}%" if p and p["overhead_pct_vs_finetune"] else
-                     ("0" if p else "-"))
-        pct = over.get((r["batch"], r["seq"]), {}).get(r["method"])
-        lines.append(f"| {r['batch']} | {r['seq']} | {r['method']} | {r.get('adapter_params') or '-'} | {paper_ms} | "
-                     f"{paper_pct} | {r['mean_ms']:.2f} ± {r['std_ms']:.2f} | "
-                     f"{'-' if pct is None else f'{pct:+.1f}%'} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_table1(rows: list[dict], tables_dir: str | Path) -> Path:
-    path = Path(tables_dir) / "table1.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table1_markdown(rows))
-    return path
-
-

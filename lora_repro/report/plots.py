@@ -1,5 +1,6 @@
-"""Figures from run records (PNG, matplotlib Agg): the rank sweep (metric vs LoRA r, one line per
-target set; the paper's Tables 6/18) and parameter budget vs metric (every method; the paper's Fig. 2).
+"""Figures from run records (PNG, matplotlib Agg): the rank sweep (metric vs rank r, one line per method and
+target set, for every method whose records carry an integer `r` option; the paper's Tables 6/18) and
+parameter budget vs metric (every method; the paper's Fig. 2). Records are read through `lora_repro.records`.
 
 One figure per (model, task), the main metric of each finished record, the median over seeds per
 point. Written to ``<results>/figures/{rank,budget}_<model>_<task>.png``.
@@ -14,36 +15,39 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .tables import load_finished, method_options
-
-FINISHED = "finished"
+from .. import records
+from ..paths import figures_dir
+from .build import load_finished
 
 
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")
 
 
-def _value(rec: Mapping) -> float | None:
-    v = (rec.get("metrics") or {}).get(rec.get("main_metric"))
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def _params(rec: Mapping) -> float | None:
-    v = rec.get("trainable_params_paper", rec.get("trainable_params"))
-    return float(v) if isinstance(v, (int, float)) and v > 0 else None
+    v = records.trainable_params(rec)
+    return float(v) if v is not None and v > 0 else None
+
+
+def _targets(opts: Mapping) -> str:
+    t = opts.get("targets")
+    return ",".join(sorted(map(str, t), key="qkvo".find)) if isinstance(t, (list, tuple)) else ""
 
 
 def rank_series(recs: Iterable[Mapping]) -> dict[tuple, dict[str, list[tuple[int, float, int]]]]:
-    """{(model, task): {target set: [(r, median metric, n seeds), ...] sorted by r}} over LoRA records."""
+    """{(model, task): {"<method> <target set>": [(r, median metric, n seeds), ...] sorted by r}} over every
+    finished record whose method options have an integer r (a series per method and target set)."""
     points: dict[tuple, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for rec in recs:
-        if rec.get("status") != FINISHED or rec.get("method") != "lora" or _value(rec) is None:
+        value = records.metric_value(rec)
+        if not records.is_finished(rec) or value is None:
             continue
-        opts = method_options(rec)
-        if not isinstance(opts.get("r"), int):
+        opts = records.method_options(rec)
+        r = opts.get("r")
+        if not isinstance(r, int) or isinstance(r, bool):
             continue
-        targets = ",".join(sorted(map(str, opts.get("targets") or []), key="qkvo".find))
-        points[(str(rec.get("model")), str(rec.get("task")))][targets][opts["r"]].append(_value(rec))
+        label = " ".join(x for x in (str(rec.get("method")), _targets(opts)) if x)
+        points[(str(rec.get("model")), str(rec.get("task")))][label][r].append(value)
     return {k: {t: sorted((r, statistics.median(v), len(v)) for r, v in by_r.items()) for t, by_r in series.items()}
             for k, series in points.items()}
 
@@ -52,9 +56,10 @@ def budget_points(recs: Iterable[Mapping]) -> dict[tuple, dict[str, list[tuple[f
     """{(model, task): {method: [(trainable params, median metric), ...]}} over all methods."""
     pts: dict[tuple, dict[str, dict[float, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for rec in recs:
-        if rec.get("status") != FINISHED or _value(rec) is None or _params(rec) is None:
+        value = records.metric_value(rec)
+        if not records.is_finished(rec) or value is None or _params(rec) is None:
             continue
-        pts[(str(rec.get("model")), str(rec.get("task")))][str(rec.get("method"))][_params(rec)].append(_value(rec))
+        pts[(str(rec.get("model")), str(rec.get("task")))][str(rec.get("method"))][_params(rec)].append(value)
     return {k: {m: sorted((p, statistics.median(v)) for p, v in by_p.items()) for m, by_p in series.items()}
             for k, series in pts.items()}
 
@@ -68,15 +73,14 @@ def _figure():
 
 def write_figures(results_dir: str | Path, out_dir: str | Path | None = None, recs=None) -> list[Path]:
     """Write every rank-sweep and budget figure the records allow; returns the PNG paths."""
-    results_dir = Path(results_dir)
-    out_dir = Path(out_dir) if out_dir else results_dir / "figures"
+    out_dir = Path(out_dir) if out_dir else figures_dir(results_dir)
     recs = load_finished(results_dir) if recs is None else list(recs)
     written = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for (model, task), series in sorted(rank_series(recs).items()):
         written.append(_line_figure(
-            {f"W {t}": pts for t, pts in series.items()}, out_dir / f"rank_{_slug(model)}_{_slug(task)}.png",
-            xlabel="LoRA rank r", ylabel=f"{task} (main metric, median over seeds)",
+            series, out_dir / f"rank_{_slug(model)}_{_slug(task)}.png",
+            xlabel="rank r", ylabel=f"{task} (main metric, median over seeds)",
             title=f"Rank sweep: {model} on {task}", xscale={"value": "log", "base": 2}))
     for (model, task), series in sorted(budget_points(recs).items()):
         written.append(_line_figure(
@@ -84,7 +88,6 @@ def write_figures(results_dir: str | Path, out_dir: str | Path | None = None, re
             xlabel="trainable parameters (the paper's count)", ylabel=f"{task} (main metric)",
             title=f"Parameter budget: {model} on {task}", xscale={"value": "log"}))
     return written
-
 
 
 def _line_figure(series: dict, path: Path, *, xlabel: str, ylabel: str, title: str, xscale: dict) -> Path:

@@ -48,30 +48,29 @@ def load_data(task, tcfg: Mapping):
 
 
 def make_record(v: ValidatedRun, report, result, status: str, adapter_dir: Path | None, error: str | None = None,
-                **extra):
+                **extra) -> dict:
+    """The run's `records.Record` as a dict (the fields, their meanings and order live there); ``extra`` sets
+    optional fields such as a failure's last_step (an unknown name is a TypeError, not a silent new key)."""
     m = v.method_cfg
-    rec = {
-        "run_id": v.run_id, "created_at": records.now_iso(), "git_sha": records.git_sha(),
-        "model": v.config["model"].get("name"), "task": v.task.name, "method": m["name"],
-        "r": m.get("r"), "alpha": m.get("alpha"), "targets": m.get("targets"), "seed": v.config["seed"],
-        "trainable_params": report.params.trainable_paper if report else None,
-        "trainable_params_with_head": report.params.trainable if report else None,
-        "total_params": report.params.total if report else None,
-        "metrics": result.metrics if result else {}, "main_metric": v.task.main_metric,
-        "peak_vram_bytes": result.peak_memory_bytes if result else None,
-        "peak_memory_kind": result.peak_memory_kind if result else None,
-        "tokens_per_s": result.tokens_per_s if result else None,
-        "train_wall_s": result.train_wall_s if result else None,
-        "status": status, "config": v.config, "method_config": m,
-        "history": result.history if result else [], "steps": result.steps if result else None,
-        "precision": result.extra.get("precision") if result else None,   # what `auto` resolved to
-    }
-    if adapter_dir is not None:
-        rec["adapter_dir"] = str(adapter_dir)
-    if error is not None:
-        rec["error"] = error
-    rec.update(extra)
-    return rec
+    return records.Record(
+        run_id=v.run_id, created_at=records.now_iso(), git_sha=records.git_sha(),
+        model=v.config["model"].get("name"), task=v.task.name, method=m["name"],
+        r=m.get("r"), alpha=m.get("alpha"), targets=m.get("targets"), seed=v.config["seed"],
+        trainable_params=report.params.trainable_paper if report else None,
+        trainable_params_with_head=report.params.trainable if report else None,
+        total_params=report.params.total if report else None,
+        metrics=result.metrics if result else {}, main_metric=v.task.main_metric,
+        peak_vram_bytes=result.peak_memory_bytes if result else None,
+        peak_memory_kind=result.peak_memory_kind if result else None,
+        tokens_per_s=result.tokens_per_s if result else None,
+        train_wall_s=result.train_wall_s if result else None,
+        status=status, config=v.config, method_config=m,
+        history=result.history if result else [], steps=result.steps if result else None,
+        precision=result.extra.get("precision") if result else None,   # what `auto` resolved to
+        adapter_dir=records.OMIT if adapter_dir is None else str(adapter_dir),
+        error=records.OMIT if error is None else error,
+        **extra,
+    ).as_dict()
 
 
 def failure_record(v: ValidatedRun, report, error: BaseException, device=None) -> dict:
@@ -99,7 +98,7 @@ def failure_record(v: ValidatedRun, report, error: BaseException, device=None) -
 @dataclass
 class Outcome:
     """How one run ended, for callers that need more than the record (a sweep's summary)."""
-    status: str                   # "done" | "skipped" | "stopped" (resume to finish) | "failed"
+    status: str                   # one of records.OUTCOMES (their life cycle is described there)
     run_id: str | None = None
     record: dict | None = None
     record_path: str | None = None

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-SUMMARY_KEYS = ("run_id", "main_metric", "trainable_params", "trainable_params_paper", "total_params",
-                "peak_vram_bytes", "peak_memory_kind", "tokens_per_s", "train_wall_s", "status")
+from ..records import SUMMARY_FIELDS, is_finished, metric_value
+
+SUMMARY_KEYS = SUMMARY_FIELDS   # the record fields marked `summary` in records.Record
 
 
 class WandbLogger:
@@ -26,11 +27,11 @@ class WandbLogger:
         """Put the record's numbers into the run summary, then close the run."""
         summary = {k: record.get(k) for k in SUMMARY_KEYS if record.get(k) is not None}
         summary.update({f"metrics/{k}": v for k, v in (record.get("metrics") or {}).items()})
-        main = record.get("main_metric")
-        if main in (record.get("metrics") or {}):
-            summary["main_metric_value"] = record["metrics"][main]
+        main = metric_value(record)
+        if main is not None:
+            summary["main_metric_value"] = main
         self.run.summary.update(summary)
-        self.run.finish(exit_code=0 if record.get("status") == "finished" else 1)
+        self.run.finish(exit_code=0 if is_finished(record) else 1)
 
     @property
     def dir(self) -> Path:

@@ -27,7 +27,7 @@ from .. import records
 log = logging.getLogger("lora_repro.sweeps.guard")
 OUTCOMES = "outcomes"
 EXPECTED = "_jobs.json"
-STATUSES = ("done", "skipped", "failed", "stopped")
+STATUSES = records.OUTCOMES  # how a run ended: one vocabulary, described in records.py
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 

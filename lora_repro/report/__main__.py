@@ -1,0 +1,6 @@
+"""`python -m lora_repro.report`: the same as `lora-repro tables`."""
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,182 @@
+"""The paper's Tables 2-6 as specs: their columns (which record tasks and metric feed each), their rows
+(which model, method and options each printed row stands for) and the paper's numbers, read from the
+paper's CSVs (`lora_repro/paper/data/`). Adding a paper table = its CSV + a builder here.
+
+Conventions
+- A column's value is a record's ``metrics[<column metric>]``; the column metric is the record's
+  ``main_metric`` unless the column names its own (E2E: BLEU, NIST, ...; SAMSum: rouge1/2/L).
+- The options of the paper's rows of Tables 2-4 come from ``lora_repro.paper.rows.ROWS`` (alpha left out);
+  Tables 5-6 rows are LoRA (r, targets). ``protocol="houlsby"`` marks the paper's † rows (Houlsby et al. setup).
+- Table 2 shows the median over seeds (the paper's protocol), the other tables the mean (Table 3 per
+  App. D.3; Tables 4-6 have no stated protocol). Avg (Table 2) is the mean of the 8 task cells.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..paper.rows import MODEL_CONFIGS, ROWS
+from ..paths import paper_csv
+
+GLUE_TASKS = ("mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb")
+GLUE_COLUMNS = ("MNLI", "SST-2", "MRPC", "CoLA", "QNLI", "QQP", "RTE", "STS-B")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str                      # as the paper prints it
+    tasks: tuple[str, ...]         # record task names that feed this column
+    metric: str | None = None      # None: the record's main_metric
+    paper_key: str | None = None   # column name in the paper CSV (default: name)
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str                     # model config name (records' `model`)
+    label: str                     # method as the paper prints it (incl. † / size)
+    method: str                    # our method name
+    opts: tuple = ()               # (key, value) pairs the record's method options must contain
+    protocol: str | None = None    # None = the paper's default protocol, "houlsby" = † rows
+    paper_model: str = ""          # model as the paper prints it
+    paper_params: str = ""
+    paper: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)  # column -> (value, ±)
+    marker: str = ""               # "*" = copied from prior work in the paper
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    number: int
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    aggregate: str                 # "median" | "mean"
+    avg: bool = False              # Table 2's Avg column
+    methods: tuple[str, ...] | None = None  # extra rows only for these methods (None: any)
+    note: str = ""
+
+
+def read_csv(name: str) -> list[dict]:
+    """A paper table's CSV (``lora_repro/paper/data/<name>``) as one dict per row."""
+    with open(paper_csv(name), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def num(s: str | None) -> float | None:
+    s = (s or "").strip().replace(",", "")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+# The setting of every paper row of Tables 2-4 (method + the options that define the row: r, targets, drop,
+# prefix lengths, ...) comes from `lora_repro.paper.rows.ROWS`, the one place that derives them from the
+# printed counts; alpha is left out (a training hyperparameter, not what tells rows apart).
+ROW_KEYS_IGNORED = ("name", "alpha")
+GPT3_STAND_IN = "gpt2-medium"   # Tables 4-6 re-run the paper's GPT-3 175B rows on GPT-2 medium
+
+
+def _paper_setting(row: Mapping, table: int) -> tuple[str, str, tuple]:
+    """(our model, method, options) of a paper CSV row."""
+    key = (row["model"], row["method"], row.get("marker", "") or "", row["trainable_params"])
+    if key not in ROWS:
+        raise KeyError(f"table {table}: no setting for paper row {key} in lora_repro.paper.rows.ROWS")
+    method = ROWS[key].method
+    opts = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in method.items()
+                        if k not in ROW_KEYS_IGNORED))
+    model = GPT3_STAND_IN if table == 4 else MODEL_CONFIGS[row["model"]]
+    return model, method["name"], opts
+
+
+def _table2() -> TableSpec:
+    cols = tuple(Column(c, (f"glue/{t}",)) for c, t in zip(GLUE_COLUMNS, GLUE_TASKS))
+    rows = []
+    for r in read_csv("table2_glue.csv"):
+        dagger = r["marker"] == "†"
+        model, method, opts = _paper_setting(r, 2)
+        protocol = "houlsby" if dagger else None
+        label = r["method"] + ("†" if dagger else "") + (f" ({r['trainable_params']})" if r["method"].startswith("Adpt") else "")
+        paper = {c: (num(r[c]), num(r[f"{c}_pm"])) for c in GLUE_COLUMNS}
+        paper["Avg"] = (num(r["Avg"]), None)
+        rows.append(Row(model, label, method, opts, protocol, r["model"], r["trainable_params"], paper,
+                        "*" if r["marker"] == "*" else ""))
+    return TableSpec(2, "GLUE dev (RoBERTa base/large, DeBERTa XXL)", cols, tuple(rows), "median", avg=True,
+                     note="median over seeds; MNLI: the task's main metric (matched accuracy); CoLA: Matthews corr.; "
+                          "STS-B: Pearson; others: accuracy")
+
+
+E2E_METRICS = ("BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr")
+
+
+def _table3() -> TableSpec:
+    cols = tuple(Column(m, ("e2e",), metric=m) for m in E2E_METRICS)
+    rows = []
+    for r in read_csv("table3_e2e.csv"):
+        model, method, opts = _paper_setting(r, 3)
+        label = r["method"] + (f" ({r['trainable_params']})" if r["method"].startswith("Adapter") else "")
+        paper = {m: (num(r[m]), num(r[f"{m}_pm"])) for m in E2E_METRICS}
+        rows.append(Row(model, label, method, opts, None, r["model"], r["trainable_params"], paper,
+                        "*" if r["marker"] == "*" else ""))
+    return TableSpec(3, "GPT-2 medium/large on E2E NLG (test set)", cols, tuple(rows), "mean",
+                     note="mean over seeds (App. D.3)")
+
+
+TABLE4_COLUMNS = (
+    Column("WikiSQL Acc.", ("wikisql",), paper_key="WikiSQL_acc"),
+    Column("MNLI-m Acc.", ("gpt2/mnli",), paper_key="MNLI_m_acc"),
+    Column("SAMSum R1", ("samsum",), metric="rouge1", paper_key="SAMSum_R1"),
+    Column("SAMSum R2", ("samsum",), metric="rouge2", paper_key="SAMSum_R2"),
+    Column("SAMSum RL", ("samsum",), metric="rougeL", paper_key="SAMSum_RL"),
+)
+TABLE4_STD = {"WikiSQL Acc.": 0.5, "MNLI-m Acc.": 0.1, "SAMSum R1": 0.2, "SAMSum R2": 0.2, "SAMSum RL": 0.1}
+
+
+def _table4() -> TableSpec:
+    rows = []
+    for r in read_csv("table4_gpt3.csv"):
+        _, method, opts = _paper_setting(r, 4)
+        label = r["method"] + (f" ({r['trainable_params']})" if r["method"] in ("AdapterH", "LoRA") else "")
+        paper = {c.name: (num(r[c.paper_key]), TABLE4_STD[c.name]) for c in TABLE4_COLUMNS}
+        rows.append(Row(GPT3_STAND_IN, label, method, opts, None, r["model"], r["trainable_params"], paper))
+    return TableSpec(4, "WikiSQL / MNLI-m / SAMSum: the paper's GPT-3 175B rows re-run on GPT-2 medium",
+                     TABLE4_COLUMNS, tuple(rows), "mean",
+                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B (± = the caption's typical seed std)")
+
+
+TARGET_SETS = {"Wq": ("q",), "Wk": ("k",), "Wv": ("v",), "Wo": ("o",), "Wq,Wk": ("q", "k"), "Wq,Wv": ("q", "v"),
+               "Wq,Wk,Wv,Wo": ("q", "k", "v", "o")}
+TABLE56_COLUMNS = (Column("WikiSQL", ("wikisql",), paper_key="WikiSQL_acc"),
+                   Column("MultiNLI", ("gpt2/mnli",), paper_key="MultiNLI_acc"))
+
+
+def _lora_rows(csv_name: str) -> tuple[Row, ...]:
+    rows = []
+    for r in read_csv(csv_name):
+        targets, rank = TARGET_SETS[r["weight_types"]], int(r["rank_r"])
+        paper = {"WikiSQL": (num(r["WikiSQL_acc"]), num(r["WikiSQL_seed_std"])),
+                 "MultiNLI": (num(r["MultiNLI_acc"]), num(r["MultiNLI_seed_std"]))}
+        rows.append(Row(GPT3_STAND_IN, f"LoRA {r['weight_types']} r={rank}", "lora",
+                        (("r", rank), ("targets", targets)), None, r["model"], r.get("param_budget", ""), paper))
+    return tuple(rows)
+
+
+def _table5() -> TableSpec:
+    return TableSpec(5, "Which weights to adapt under a fixed budget (GPT-3 18M; same r x #types on GPT-2 medium)",
+                     TABLE56_COLUMNS, _lora_rows("table5_targets.csv"), "mean", methods=("lora",),
+                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B")
+
+
+def _table6() -> TableSpec:
+    return TableSpec(6, "Rank r per target set (GPT-3 175B in the paper; GPT-2 medium here)", TABLE56_COLUMNS,
+                     _lora_rows("table6_rank.csv"), "mean", methods=("lora",),
+                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B")
+
+
+TABLE_BUILDERS = {2: _table2, 3: _table3, 4: _table4, 5: _table5, 6: _table6}
+
+
+def table_spec(number: int) -> TableSpec:
+    if number not in TABLE_BUILDERS:
+        raise ValueError(f"no record-built table {number}; valid: {sorted(TABLE_BUILDERS)} (Table 1 is report.table1, from bench lines)")
+    return TABLE_BUILDERS[number]()
