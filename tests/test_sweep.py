@@ -130,9 +130,9 @@ def test_init_from_run_outside_a_job_is_a_clear_error():
 
 
 def test_preset_cells_use_the_settings_the_tables_match():
-    """Every table row's setting (lora_repro.paper.params, through tables.table_spec) is what some preset
+    """Every table row's setting (lora_repro.paper.params, through report.specs.table_spec) is what some preset
     cell runs, so a finished sweep fills every row."""
-    from lora_repro.report import tables
+    from lora_repro.report import build, specs
 
     def cells(table):
         for path in (EXP / f"table{table}").rglob("*.yaml"):
@@ -144,11 +144,11 @@ def test_preset_cells_use_the_settings_the_tables_match():
 
     for table in (2, 3, 4):
         available = list(cells(table))
-        for row in tables.table_spec(table).rows:
+        for row in specs.table_spec(table).rows:
             def fits(cell):
                 model, method, opts = cell
                 defaults = {"ft_top2": {"layers": 2}}.get(method, {})
                 full = {**defaults, **opts}
                 return model == row.model and method == row.method and all(
-                    k in full and tables._opt_equal(v, full[k]) for k, v in row.opts)
+                    k in full and build._opt_equal(v, full[k]) for k, v in row.opts)
             assert any(fits(c) for c in available), (table, row.model, row.label, row.opts)

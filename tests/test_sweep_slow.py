@@ -35,7 +35,8 @@ def finished(results):
 
 
 def test_demo_preset_end_to_end(tmp_path):
-    from lora_repro.report import plots, tables
+    from lora_repro import report
+    from lora_repro.report import plots
 
     write_fixtures(tmp_path, ["glue/mnli", "glue/rte"])
     train("+experiment=demo", "+experiment/demo=ft,lora", "task=glue/mnli,glue/rte", "seed=1", results=tmp_path)
@@ -48,7 +49,7 @@ def test_demo_preset_end_to_end(tmp_path):
     (mnli_lora,) = [r for r in stage1.values() if r["task"] == "glue/mnli" and r["method"] == "lora"]
     assert dependent["config"]["method_init_from"] == str(tmp_path / "checkpoints" / mnli_lora["run_id"] / "adapter")
 
-    assert tables.main(["--results", str(tmp_path)]) == 0
+    assert report.main(["--results", str(tmp_path)]) == 0
     md = (tmp_path / "tables" / "table2.md").read_text()
     assert "tiny-roberta" in md and "[init from another run's adapter]" in md
     figures = plots.write_figures(tmp_path)

@@ -197,7 +197,7 @@ class Suite:
     def corrupt_record(self) -> None:
         import io
 
-        from lora_repro.report import tables
+        from lora_repro.report.build import load_finished
 
         (rid,) = run_ids([self.args("seed=1")])
         path = paths.record_path(self.results, rid)
@@ -206,7 +206,7 @@ class Suite:
         good, bad = records.load_records(self.results)
         reported = [p for p, _ in bad if Path(p) == path] and rid not in {r["run_id"] for r in good}
         warnings = io.StringIO()
-        in_tables = tables.load_finished(self.results, err=warnings)     # what the tables are built from
+        in_tables = load_finished(self.results, err=warnings)     # what the tables are built from
         reported = reported and f"skipping {path}" in warnings.getvalue() and \
             rid not in {r["run_id"] for r in in_tables}
         again = train(self.args("seed=1"))
