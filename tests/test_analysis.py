@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lora_repro.analysis import AnalysisError
-from lora_repro.analysis.adapters import LoraFactor, layer_index, lora_factors
+from lora_repro.analysis.adapters import LoraFactor, factors_of, layer_index
 from lora_repro.analysis.amplification import (amplification, low_rank_svd, paper_rows, projection_norm,
                                                random_directions, top_directions)
 from lora_repro.analysis.rank import paper_rank_table, rank_table, select_rank, target_set
@@ -178,6 +178,7 @@ def test_rank_selection_on_hand_made_records():
     recs += [_rec(4, v, s) for s, v in enumerate([0.740, 0.757, 0.758])]           # median 75.7 (best)
     recs += [_rec(8, v, s) for s, v in enumerate([0.755, 0.756])]                  # median 75.55
     recs += [_rec(8, 0.99, 9, method="ft"), _rec(1, 0.99, 9, status="failed")]     # ignored
+    recs += [_rec(8, 0.99, 9, method="adapter_h"), _rec(8, 0.99, 9, method="dora")]  # an r, no low-rank factors
     recs += [_rec(r, v, 0, targets=("v", "q", "k", "o")) for r, v in [(1, 0.9), (8, 0.9)]]
     recs[-1]["method"] = {"name": "lora", "r": 8}                                    # method as its config
     rows, skipped = rank_table(recs, tolerance=0.5)
@@ -190,6 +191,9 @@ def test_rank_selection_on_hand_made_records():
     assert qv["seeds"] == "3;3;3;2"
     assert rank_table(recs, tolerance=0.4)[0][1]["selected_r"] == 4
     assert by["q,k,v,o"]["selected_r"] == 1                                        # a tie goes to the smaller r
+    per_target = _rec({"q": 2, "v": 4}, 0.9, 0)                                     # r per target: no single r
+    assert rank_table(recs + [per_target])[1] == [f"{per_target['run_id']}: no integer r (r={{'q': 2, 'v': 4}}) "
+                                                  "or no value for main metric 'accuracy'"]
 
 
 def test_rank_selection_scale_and_paper_table6():
@@ -204,7 +208,7 @@ def test_rank_selection_scale_and_paper_table6():
 
 
 def test_rank_selection_without_lora_records_is_a_clear_error():
-    with pytest.raises(AnalysisError, match="no finished LoRA records"):
+    with pytest.raises(AnalysisError, match=r"no finished records of a method with low-rank factors \(lora\)"):
         rank_table([_rec(8, 0.9, 0, method="bitfit")])
 
 
@@ -215,14 +219,23 @@ def test_layer_index_and_factor_pairing():
     assert layer_index("transformer.h.3.attn.c_attn") == 3
     with pytest.raises(AnalysisError, match="layer index"):
         layer_index("classifier.dense")
+    lora = {"name": "lora", "r": 2, "alpha": 6}
     state = {"transformer.h.3.attn.c_attn.lora_A.q": torch.zeros(2, 8),
              "transformer.h.3.attn.c_attn.lora_B.q": torch.zeros(8, 2),
              "transformer.h.3.attn.c_attn.lora_A.v": torch.zeros(2, 8),
              "transformer.h.3.attn.c_attn.lora_B.v": torch.zeros(8, 2), "score.weight": torch.zeros(3, 8)}
-    assert sorted(lora_factors(state)) == [(3, "q"), (3, "v")]
+    factors = factors_of(state, lora)
+    assert sorted(factors) == [(3, "q"), (3, "v")] and {f.scale for f in factors.values()} == {3.0}
     with pytest.raises(AnalysisError, match="not a LoRA run"):
-        lora_factors({"classifier.weight": torch.zeros(2, 2)})
+        factors_of({"classifier.weight": torch.zeros(2, 2)}, lora)
     with pytest.raises(AnalysisError, match="missing tensor"):
-        lora_factors({"x.layer.0.q.lora_A.q": torch.zeros(2, 8)})
+        factors_of({"x.layer.0.q.lora_A.q": torch.zeros(2, 8)}, lora)
     with pytest.raises(AnalysisError, match=r"\[r, d_in\]"):
-        lora_factors({"x.layer.0.q.lora_A.q": torch.zeros(2, 8), "x.layer.0.q.lora_B.q": torch.zeros(8, 3)})
+        factors_of({"x.layer.0.q.lora_A.q": torch.zeros(2, 8), "x.layer.0.q.lora_B.q": torch.zeros(8, 3)}, lora)
+    with pytest.raises(AnalysisError, match=r"r=4 but x.layer.0.q target 'q' has rank 2"):
+        factors_of({"x.layer.0.q.lora_A.q": torch.zeros(2, 8), "x.layer.0.q.lora_B.q": torch.zeros(8, 2)},
+                   {"name": "lora", "r": 4})
+    with pytest.raises(AnalysisError, match=r"'adapter_h' run, which has no low-rank factors.*: lora"):
+        factors_of(state, {"name": "adapter_h"})
+    with pytest.raises(AnalysisError, match=r"layer index.*'x.q'"):
+        factors_of({"x.q.lora_A.q": torch.zeros(2, 8), "x.q.lora_B.q": torch.zeros(8, 2)}, lora)

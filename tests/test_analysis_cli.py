@@ -83,7 +83,8 @@ def test_subspace_cli_errors_are_clear(tmp_path, capsys):
     with pytest.raises(AnalysisError, match="not a LoRA run"):
         load_run(c)
     (c / "adapter_config.json").write_text(json.dumps({"name": "bitfit"}))
-    with pytest.raises(AnalysisError, match="'bitfit' run, not a LoRA run"):
+    with pytest.raises(AnalysisError, match="'bitfit' run, which has no low-rank factors to analyse; "
+                                           "methods with low-rank factors: lora"):
         load_run(c)
     (c / "adapter.safetensors").unlink()
     with pytest.raises(AnalysisError, match="lacks"):

@@ -5,14 +5,17 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from lora_repro.bench import report
 from lora_repro.bench.cli import main
-from lora_repro.bench.latency import ADAPTERS, adapter_count, adapter_r_for
-from lora_repro.bench.methods import MethodSpec, parse_method, peft_target_modules
+from lora_repro.bench.latency import (ADAPTERS, LATENCY_METHODS, LatencySetting, _prepared, adapter_count,
+                                      adapter_r_for, row_method, runnable)
+from lora_repro.bench.methods import (TRAIN_METHODS, MethodSpec, apply_spec, available, lora_options, method_options,
+                                      parse_method, peft_target_modules)
 from lora_repro.bench.models import build_model
 from lora_repro.bench.throughput import ASSUMPTION, assumed_tokens_per_s, planner_tokens_per_s, table
-from lora_repro.methods import METHODS
+from lora_repro.methods import METHODS, lora_layers
 
 FIELDS = {"kind", "run_id", "model", "method", "impl", "batch", "seq", "precision", "tokens_per_s", "peak_mem_bytes",
           "peak_mem_kind", "mean_ms", "std_ms", "trials", "device", "device_type", "torch", "transformers", "options"}
@@ -37,6 +40,34 @@ def test_parse_method():
         parse_method("lorax")
     with pytest.raises(ValueError, match="key=value"):
         parse_method("lora:8")
+
+
+def test_every_benchmarked_method_is_registered():
+    assert set(TRAIN_METHODS) - {"peft_lora"} <= set(METHODS)
+    assert {row_method(m)[0] for m in LATENCY_METHODS} <= set(METHODS) and runnable(LATENCY_METHODS) == list(
+        LATENCY_METHODS)
+    assert available(["ft", "lora", "adapter_h", "prefix_layer", "lorax"]) == ["ft", "lora", "adapter_h",
+                                                                               "prefix_layer"]
+
+
+def test_method_options_are_a_table_not_a_branch():
+    gpt2, bert = build_model("gpt2-medium", tiny=True), build_model("roberta-base", tiny=True)
+    assert lora_options(gpt2) == {"targets": ["q", "v"], "r": 4, "alpha": 32}          # the paper's GPT-2 setting
+    assert lora_options(gpt2, {"r": 2}) == {"targets": ["q", "v"], "r": 2, "alpha": 32}
+    assert method_options(bert, "adapter_h", {"r": 3}) == {"r": 3} and method_options(bert, "ft") == {}
+    _, config = apply_spec(gpt2, MethodSpec("lora"))
+    assert (config["r"], config["alpha"]) == (4, 32)
+
+
+def test_latency_rows_merge_through_the_capability():
+    setting = LatencySetting(model="gpt2-medium", tiny=True)
+    merged, config = _prepared(setting, "lora", 0, torch.device("cpu"))
+    assert config["name"] == "lora" and all(layer.merged for _, layer in lora_layers(merged))
+    unmerged, _ = _prepared(setting, "lora_unmerged", 0, torch.device("cpu"))
+    layers = [layer for _, layer in lora_layers(unmerged)]
+    assert layers and not any(layer.merged for layer in layers)
+    assert all(b.abs().sum() > 0 for layer in layers for b in layer.lora_B.values())  # B given values
+    assert row_method("lora_unmerged") == ("lora", True) and row_method("adapter_h") == ("adapter_h", False)
 
 
 def test_peft_targets_are_the_fused_c_attn_on_gpt2():
@@ -95,7 +126,7 @@ def test_latency_cli_writes_table1(tmp_path):
     rows = lines(out / "latency.jsonl")
     methods = {r["method"] for r in rows}
     assert {"ft", "lora", "lora_unmerged"} <= methods
-    assert methods & set(ADAPTERS) == {m for m in ADAPTERS if m in METHODS}  # adapters once registered
+    assert set(ADAPTERS) <= methods
     for r in rows:
         assert FIELDS <= set(r) and r["kind"] == "latency" and r["trials"] == 3 and r["mean_ms"] > 0
     assert {(r["batch"], r["seq"]) for r in rows} == {(4, 64), (2, 32), (1, 16)}
@@ -119,7 +150,6 @@ def test_table1_sits_beside_the_paper_figures():
     assert "| gpt2-medium | 1 | 128 | lora_unmerged | — | 21.00 ± 1.00 | +5.0% | gpu, fp32, 100 trials, run r |" in text
 
 
-@pytest.mark.skipif(not set(ADAPTERS) <= set(METHODS), reason="adapter methods not on this branch yet")
 def test_adapter_bottleneck_matches_table1_params():
     """GPT-2 M (d=1024, 24 blocks): the r whose count is nearest |Θ| = 0.5M and 11M (counted by surgery)."""
     for method in ADAPTERS:

@@ -1,30 +1,28 @@
-"""Find a run's LoRA factors and read them per (layer, target).
+"""Find a run's low-rank factors and read them per (layer, target).
 
 A RUN on the command line may be a run id (looked up under ``<results>/``), a run record's path,
-or an adapter directory. Every analysis works on the same thing: the ``A`` [r, d_in] and ``B``
-[d_out, r] of each adapted matrix, keyed by layer index and canonical target, read from the
-adapter-only checkpoint whose tensor names follow the project's contract
-(``<module path>.lora_A.<target>``, ``<module path>.lora_B.<target>``).
+or an adapter directory. Every analysis works on the same thing: the ``A`` [r, d_in], ``B``
+[d_out, r] and scale of each adapted matrix, keyed by layer index and canonical target. The adapter
+directory is the one `lora_repro.methods.io.save_adapter` writes; which tensors are the factors, and
+their scale, the run's method says (`Method.low_rank_factors`; LoRA's `<module>.lora_A.<target>`,
+scale alpha/r). Methods without low-rank factors are refused with the names of those that have them.
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import records
+from ..methods import METHODS, AdapterLoadError, capabilities, get_method, layer_of, methods_with
+from ..methods.io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter_config, load_adapter_tensors
 
-ADAPTER_WEIGHTS = "adapter.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
-_LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.(?P<target>[^.]+)$")
-_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h)\.(\d+)(?:\.|$)")
+LOW_RANK = "low_rank_factors"  # the capability every analysis here needs
 
 
 class AnalysisError(ValueError):
-    """Input an analysis cannot use: a missing file, a run that is not LoRA, runs that do not match."""
+    """Input an analysis cannot use: a missing file, a run without low-rank factors, runs that do not match."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,7 @@ class LoraFactor:
     module: str           # module path in the adapted model, e.g. roberta.encoder.layer.3.attention.self.query
     A: torch.Tensor       # [r, d_in]
     B: torch.Tensor       # [d_out, r]
+    scale: float = 1.0    # as the method's layer scales its update (LoRA: alpha / r)
 
     @property
     def r(self) -> int:
@@ -50,17 +49,27 @@ class LoraRun:
     factors: dict[tuple[int, str], LoraFactor] = field(default_factory=dict)
 
     @property
-    def r(self) -> int:
-        return int(self.config["r"])
+    def method(self) -> str:
+        return self.config["name"]
 
     @property
-    def alpha(self) -> float:
-        return float(self.config.get("alpha", self.r))
+    def r(self) -> int:
+        return self._one("rank", {f.r for f in self.factors.values()})
+
+    @property
+    def alpha(self) -> float | None:
+        """The config's alpha, where the method has one (reported beside the scale)."""
+        return None if self.config.get("alpha") is None else float(self.config["alpha"])
 
     @property
     def scale(self) -> float:
-        """loralib's scaling alpha / r: ΔW = (alpha / r) B A."""
-        return self.alpha / self.r
+        """The scale of every ΔW = scale · B A (the method's own rule; LoRA: alpha / r)."""
+        return self._one("scale", {f.scale for f in self.factors.values()})
+
+    def _one(self, what: str, values: set):
+        if len(values) != 1:
+            raise AnalysisError(f"run {self.label!r} has more than one {what} across its matrices: {sorted(values)}")
+        return next(iter(values))
 
     @property
     def base_model(self) -> str | None:
@@ -76,7 +85,7 @@ class LoraRun:
 
     def delta_w(self, layer: int, target: str) -> torch.Tensor:
         f = self.factors[(layer, target)]
-        return self.scale * (f.B.double() @ f.A.double())
+        return f.scale * (f.B.double() @ f.A.double())
 
 
 def _target_order(t: str) -> tuple[int, str]:
@@ -90,61 +99,49 @@ def method_name(record: dict) -> str | None:
     return method.get("name") if isinstance(method, dict) else method
 
 
+def has_low_rank_factors(method: str | None) -> bool:
+    """True for a registered method whose adapters hold low-rank factors (what every analysis here reads)."""
+    return method in METHODS and LOW_RANK in capabilities(method)
+
+
+def require_low_rank(method: str | None, what: str) -> None:
+    """AnalysisError naming `what`'s method and the methods that have low-rank factors."""
+    if not has_low_rank_factors(method):
+        raise AnalysisError(f"{what} is a {method!r} run, which has no low-rank factors to analyse; methods with "
+                            f"low-rank factors: {', '.join(methods_with(LOW_RANK))}")
+
+
 def layer_index(module_path: str) -> int:
     """The block index in a module path (``...layer.3...`` for encoders, ``...h.3...`` for GPT-2)."""
-    m = _LAYER.search(module_path)
-    if m is None:
+    layer = layer_of(module_path)
+    if layer is None:
         raise AnalysisError(f"cannot find a layer index ('.layer.N.' or '.h.N.') in module path {module_path!r}")
-    return int(m.group(1))
+    return layer
 
 
-def lora_factors(state: dict[str, torch.Tensor], source: str = "adapter") -> dict[tuple[int, str], LoraFactor]:
-    """Pair every ``lora_A``/``lora_B`` tensor of an adapter state dict by (layer, target)."""
-    parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for key, tensor in state.items():
-        m = _LORA_KEY.match(key)
-        if m:
-            parts.setdefault((m["module"], m["target"]), {})[m["which"]] = tensor
-    if not any("A" in p for p in parts.values()):
-        raise AnalysisError(f"{source} has no LoRA tensors ('<module>.lora_A.<target>'); it is not a LoRA run. "
-                            f"Its tensors: {sorted(state)[:6]}{' ...' if len(state) > 6 else ''}")
-    factors: dict[tuple[int, str], LoraFactor] = {}
-    for (module, target), ab in sorted(parts.items()):
-        missing = [f"{module}.lora_{w}.{target}" for w in "AB" if w not in ab]
-        if missing:
-            raise AnalysisError(f"{source}: missing tensor(s) {missing}")
-        A, B = ab["A"].detach().float(), ab["B"].detach().float()
-        if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[1]:
-            raise AnalysisError(f"{source}: {module} target {target!r} has lora_A {tuple(A.shape)} and lora_B "
-                                f"{tuple(B.shape)}; expected [r, d_in] and [d_out, r]")
-        key = (layer_index(module), target)
-        if key in factors:
-            raise AnalysisError(f"{source}: two modules adapt layer {key[0]} target {target!r}: "
-                                f"{factors[key].module} and {module}")
-        factors[key] = LoraFactor(key[0], target, module, A, B)
-    return factors
+def factors_of(state: dict[str, torch.Tensor], config: dict, source: str = "adapter"
+               ) -> dict[tuple[int, str], LoraFactor]:
+    """The adapter's factors by (layer, target), as its method (``config["name"]``) reads them."""
+    method = config.get("name")
+    require_low_rank(method, source)
+    try:
+        factors = get_method(method).low_rank_factors(state, config)
+    except AdapterLoadError as e:
+        raise AnalysisError(f"{source}: {e}") from e
+    return {(layer, target): LoraFactor(layer, target, f.module, f.A, f.B, f.scale)
+            for (layer, target), f in factors.items()}
 
 
 def load_adapter_dir(adapter_dir: str | Path, label: str | None = None, record: dict | None = None) -> LoraRun:
     """Read ``adapter.safetensors`` + ``adapter_config.json`` into a LoraRun."""
-    from safetensors.torch import load_file
-
     adapter_dir = Path(adapter_dir)
     weights, cfg_path = adapter_dir / ADAPTER_WEIGHTS, adapter_dir / ADAPTER_CONFIG
     missing = [str(p) for p in (weights, cfg_path) if not p.is_file()]
     if missing:
         raise AnalysisError(f"adapter directory {str(adapter_dir)!r} lacks {missing}")
-    config = json.loads(cfg_path.read_text())
-    method = config.get("name", "lora")
-    if method != "lora":
-        raise AnalysisError(f"{cfg_path} is a {method!r} run, not a LoRA run (method name 'lora')")
-    factors = lora_factors(load_file(str(weights)), source=str(weights))
-    if "r" not in config:
-        config["r"] = next(iter(factors.values())).r
-    ranks = {f.r for f in factors.values()}
-    if ranks != {int(config["r"])}:
-        raise AnalysisError(f"{adapter_dir}: adapter_config.json says r={config['r']} but the tensors have "
-                            f"rank(s) {sorted(ranks)}")
+    config = load_adapter_config(adapter_dir)
+    require_low_rank(config.get("name"), str(cfg_path))
+    factors = factors_of(load_adapter_tensors(adapter_dir), config, source=str(weights))
     if label is None:
         label = adapter_dir.parent.name if adapter_dir.name == "adapter" else adapter_dir.name
     return LoraRun(label=label, adapter_dir=adapter_dir, config=config, record=record, factors=factors)
@@ -182,8 +179,8 @@ def load_run(spec: str | Path, results_dir: str | Path = "results") -> LoraRun:
         candidates = (_adapter_dir_of_record(record, results_dir) if record
                       else [results_dir / "checkpoints" / str(spec) / "adapter"])
     label = str((record or {}).get("run_id") or spec)
-    if record and method_name(record) not in (None, "lora"):
-        raise AnalysisError(f"run {label!r} is a {method_name(record)!r} run, not a LoRA run")
+    if record and method_name(record) is not None:
+        require_low_rank(method_name(record), f"run {label!r}")
     for c in candidates:
         if c.is_dir():
             return load_adapter_dir(c, label=label, record=record)

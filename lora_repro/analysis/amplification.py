@@ -159,7 +159,7 @@ def run_amplification(run: LoraRun, base: BaseWeights, *, layers: list[int] | No
         key = (tuple(W.shape), factor.r)
         if key not in random_cache:
             random_cache[key] = random_directions(key[0], factor.r, seed)
-        row = amplification(W, factor, run.scale, random_dirs=random_cache[key],
+        row = amplification(W, factor, factor.scale, random_dirs=random_cache[key],
                             w_singular_values=base.singular_values(factor))
         rows.append({"run": run.label, "base_model": base.source, "alpha": run.alpha,
                      "layer": layer, "n_layers": len(run.layers),

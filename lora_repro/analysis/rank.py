@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..paths import paper_csv
-from .adapters import AnalysisError, method_name
+from ..methods import methods_with
+from .adapters import LOW_RANK, AnalysisError, has_low_rank_factors, method_name
 
 PAPER_TABLE6 = paper_csv("table6_rank.csv")
 _TARGET_ORDER = {"q": 0, "k": 1, "v": 2, "o": 3}
@@ -34,18 +35,19 @@ def metric_scale(values: Iterable[float], scale: str = "auto") -> float:
 
 
 def lora_results(records: list[dict]) -> tuple[dict[tuple[str, str, str], dict[int, list[float]]], dict, list[str]]:
-    """Finished LoRA runs grouped as (model, task, target set) -> r -> metric values over seeds,
-    the main-metric name per group, and why any record was skipped."""
+    """Finished runs of methods with low-rank factors (LoRA) grouped as (model, task, target set) -> r ->
+    metric values over seeds, the main-metric name per group, and why any record was skipped."""
     groups: dict[tuple[str, str, str], dict[int, list[float]]] = {}
     metric_names: dict[tuple[str, str, str], str] = {}
     skipped = []
     for rec in records:
-        if rec.get("status") != "finished" or method_name(rec) != "lora":
+        if rec.get("status") != "finished" or not has_low_rank_factors(method_name(rec)):
             continue
         name = rec.get("main_metric")
         value = (rec.get("metrics") or {}).get(name)
-        if rec.get("r") is None or not isinstance(value, (int, float)):
-            skipped.append(f"{rec.get('run_id')}: no r or no value for main metric {name!r}")
+        r = rec.get("r")
+        if not isinstance(r, int) or isinstance(r, bool) or not isinstance(value, (int, float)):
+            skipped.append(f"{rec.get('run_id')}: no integer r (r={r!r}) or no value for main metric {name!r}")
             continue
         key = (str(rec.get("model")), str(rec.get("task")), target_set(rec.get("targets")))
         if metric_names.setdefault(key, name) != name:
@@ -69,7 +71,9 @@ def rank_table(records: list[dict], tolerance: float = 0.5, scale: str = "auto")
     """One row per (model, task, target set) of the records, and the skipped-record notes."""
     groups, names, skipped = lora_results(records)
     if not groups:
-        raise AnalysisError("no finished LoRA records with an r and a main-metric value to select a rank from")
+        raise AnalysisError(f"no finished records of a method with low-rank factors "
+                            f"({', '.join(methods_with(LOW_RANK))}) with an integer r and a main-metric value to "
+                            f"select a rank from")
     rows = []
     for key, by_r in sorted(groups.items()):
         sel = select_rank(by_r, tolerance, scale)

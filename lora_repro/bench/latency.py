@@ -4,7 +4,8 @@ The paper's point: adapters add sequential layers that cost latency, most at sma
 while LoRA merged into W costs nothing. Rows, as in the table: batch x seq 32x512 with adapters of
 |Θ| = 0.5M, 16x256 and 1x128 with |Θ| = 11M; methods: `ft` (the base model: a fine-tuned model has the
 same forward), Adapter^L and Adapter^H with the bottleneck r whose trainable count is closest to |Θ|, `lora` (LoRA
-merged into W, the wrapper kept) and `lora_unmerged` (the extra B A x path). Method names are those of
+merged into W, the wrapper kept) and `lora_unmerged` (the extra B A x path). A row `<method>` of a method that
+can merge (`capabilities`) is timed merged, `<method>_unmerged` unmerged. Method names are those of
 `lora_repro.report`, which builds the project's Table 1 from these lines. Mean ± std over `trials` forward passes
 after warmup, as the paper averages over 100 trials.
 """
@@ -14,16 +15,25 @@ from dataclasses import dataclass
 
 import torch
 
-from ..methods import METHODS, apply_method, count_params, merge_lora
+from ..methods import METHODS, apply_method, capabilities, count_params, get_method
+from ..methods.arch import is_head_param
 from .measure import PeakMemory, released, summarize, time_calls
-from .methods import lora_options
+from .methods import method_options
 from .models import build_model, meta_model
 
 # (batch, seq, |Θ| of the adapters) as in Table 1's columns
 PAPER_SHAPES = ((32, 512, 500_000), (16, 256, 11_000_000), (1, 128, 11_000_000))
 TINY_SHAPES = ((4, 64, 2_000), (2, 32, 8_000), (1, 16, 8_000))
 LATENCY_METHODS = ("ft", "lora", "lora_unmerged", "adapter_l", "adapter_h")
-ADAPTERS = ("adapter_l", "adapter_h")
+ADAPTERS = ("adapter_l", "adapter_h")  # rows sized by |Θ| (bottleneck r), not by the method's options
+UNMERGED = "_unmerged"
+
+
+def row_method(row: str) -> tuple[str, bool]:
+    """A latency row's method and whether it runs unmerged: `lora_unmerged` -> ("lora", True)."""
+    if row.endswith(UNMERGED) and row[:-len(UNMERGED)] in METHODS:
+        return row[:-len(UNMERGED)], True
+    return row, False
 
 
 def adapter_count(model_name: str, method: str, r: int, tiny: bool = False) -> int:
@@ -58,19 +68,19 @@ class LatencySetting:
 def _prepared(setting: LatencySetting, method: str, adapter_params: int, device: torch.device):
     model = build_model(setting.model, setting.tiny, device, setting.seed, setting.attention)
     config: dict = {"name": "ft"}
-    if method in ("lora", "lora_unmerged"):
-        report = apply_method(model, {"name": "lora", **lora_options(model)})
-        config = report.config
-        if method == "lora_unmerged":  # B starts at zero; give it values so that nothing is skipped
+    name, unmerged = row_method(method)
+    if name in ADAPTERS:
+        r, _ = adapter_r_for(setting.model, name, adapter_params, setting.tiny)
+        config = apply_method(model, {"name": name, "r": r}).config
+    elif name != "ft":  # ft: the base model (a fine-tuned model has the same forward)
+        config = apply_method(model, {"name": name, **method_options(model, name)}).config
+        if unmerged:  # a zero-initialised factor (LoRA's B) gets values so that nothing is skipped
             with torch.no_grad():
-                for name, p in model.named_parameters():
-                    if ".lora_B." in name:
+                for key, p in model.named_parameters():
+                    if p.requires_grad and not is_head_param(model, key) and not p.any():
                         p.normal_(std=0.01)
-        else:
-            merge_lora(model)
-    elif method in ADAPTERS:
-        r, _ = adapter_r_for(setting.model, method, adapter_params, setting.tiny)
-        config = apply_method(model, {"name": method, "r": r}).config
+        elif "merge" in capabilities(name):
+            get_method(name).merge(model)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[setting.precision]
     return model.to(dtype).eval(), config
 
@@ -104,5 +114,5 @@ def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, 
 
 
 def runnable(methods) -> list[str]:
-    """Adapter rows only where the adapter methods are registered (they land on main separately)."""
-    return [m for m in methods if m not in ADAPTERS or m in METHODS]
+    """The rows whose method is registered (every row of LATENCY_METHODS is)."""
+    return [m for m in methods if row_method(m)[0] in METHODS]

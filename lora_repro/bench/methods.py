@@ -15,10 +15,14 @@ from torch import nn
 from ..methods import METHODS, apply_method
 from ..methods.arch import get_arch
 
-PEFT_LORA = "peft_lora"
-# The paper's LoRA settings: GPT-2 r=4, alpha=32 (Table 11); RoBERTa-base r=8 alpha=8, large r=8 alpha=16.
-LORA_DEFAULTS = {"gpt2": {"r": 4, "alpha": 32}, "roberta": {"r": 8, "alpha": 16}, "deberta-v2": {"r": 8, "alpha": 8}}
-TRAIN_METHODS = ("ft", "lora", "adapter_h", "adapter_l", "prefix_layer", PEFT_LORA)
+PEFT_LORA = "peft_lora"  # PEFT's LoRA, the reference implementation of our `lora`
+# Benchmark settings per method and model family (model_type), under the caller's options. LoRA: the paper's,
+# GPT-2 r=4, alpha=32 (Table 11); RoBERTa-base r=8 alpha=8, large r=8 alpha=16; q and v.
+PAPER_OPTIONS = {"lora": {"gpt2": {"targets": ["q", "v"], "r": 4, "alpha": 32},
+                          "roberta": {"targets": ["q", "v"], "r": 8, "alpha": 16},
+                          "deberta-v2": {"targets": ["q", "v"], "r": 8, "alpha": 8},
+                          None: {"targets": ["q", "v"]}}}
+TRAIN_METHODS = ("ft", "lora", "adapter_h", "adapter_l", "prefix_layer", PEFT_LORA)  # the default rows
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def _value(text: str):
 def parse_method(text: str) -> MethodSpec:
     """`lora:r=8,alpha=16` -> MethodSpec("lora", {"r": 8, "alpha": 16}); unknown names fail with the choices."""
     name, _, rest = text.partition(":")
-    valid = sorted(set(METHODS) | set(TRAIN_METHODS))  # adapters/prefix may be known but not yet registered
+    valid = sorted(set(METHODS) | {PEFT_LORA})
     if name not in valid:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(valid)}")
     options = {}
@@ -72,15 +76,8 @@ def parse_method(text: str) -> MethodSpec:
 
 
 def available(names) -> list[str]:
-    """The names that this checkout can run (adapters and prefix only once their modules are registered)."""
-    out = []
-    for n in names:
-        if n == PEFT_LORA:
-            if peft_available():
-                out.append(n)
-        elif n in METHODS:
-            out.append(n)
-    return out
+    """The names this environment can run: every registered method; `peft_lora` only where peft is installed."""
+    return [n for n in names if n in METHODS or (n == PEFT_LORA and peft_available())]
 
 
 def peft_available() -> bool:
@@ -91,10 +88,16 @@ def peft_available() -> bool:
     return True
 
 
+def method_options(model: nn.Module, name: str, options: dict | None = None) -> dict:
+    """A method's benchmark options for this model: its `PAPER_OPTIONS` for the model's family (else for any
+    family, key None), overridden by `options`. Methods without paper options take `options` as given."""
+    by_family = PAPER_OPTIONS.get(name, {})
+    return {**by_family.get(model.config.model_type, by_family.get(None, {})), **(options or {})}
+
+
 def lora_options(model: nn.Module, options: dict | None = None) -> dict:
-    """Our LoRA's options for this model: the paper's r/alpha for its family, q and v, overridden by `options`."""
-    base = {"targets": ["q", "v"], **LORA_DEFAULTS.get(model.config.model_type, {})}
-    return {**base, **(options or {})}
+    """Our LoRA's options for this model (what PEFT's LoRA is compared with)."""
+    return method_options(model, "lora", options)
 
 
 def peft_target_modules(model: nn.Module, targets: list[str]) -> list[str]:
@@ -118,8 +121,7 @@ def apply_spec(model: nn.Module, spec: MethodSpec) -> tuple[nn.Module, dict]:
     """Apply a benchmarked method in place (PEFT returns a wrapper); returns the model and its config."""
     if spec.name == PEFT_LORA:
         return apply_peft_lora(model, spec.options)
-    options = lora_options(model, spec.options) if spec.name == "lora" else dict(spec.options)
-    report = apply_method(model, {"name": spec.name, **options})
+    report = apply_method(model, {"name": spec.name, **method_options(model, spec.name, spec.options)})
     return model, report.config
 
 

@@ -113,11 +113,26 @@ class _AdapterMethod(Method):
     def layer_indices(self, model: nn.Module, cfg: dict) -> list[int]:
         return _check_layers(self.name, model, cfg.get("layers"))
 
+    def sites_of(self, cfg: dict) -> tuple[str, ...]:
+        return self.sites
+
+    @classmethod
+    def paper_param_formula(cls, model: nn.Module, cfg: dict) -> int:
+        """|Θ| = L̂_Adpt·(2·d·r + r + d) + 2·L̂_LN·d: L̂_LN counts Adapter^L's own LayerNorms and, with
+        `train_layernorm`, the blocks' LayerNorms."""
+        method, d, r = cls(), _hidden_size(model), cfg["r"]
+        indices = method.layer_indices(model, cfg)
+        n_adapters = len(indices) * len(method.sites_of(cfg))
+        n_ln = n_adapters if cls.layernorm else 0
+        if cfg.get("train_layernorm"):
+            n_ln += sum(isinstance(m, nn.LayerNorm) for i in indices for m in blocks(model)[i].modules())
+        return n_adapters * (2 * d * r + r + d) + 2 * n_ln * d
+
     def validate(self, model: nn.Module, cfg: dict) -> None:
         _check_common(self.name, cfg)
         self.layer_indices(model, cfg)
         for i in self.layer_indices(model, cfg):
-            for site in self.sites:
+            for site in self.sites_of(cfg):
                 target = self._site_module(model, i, site)
                 if hasattr(target, "adapter"):
                     raise MethodConfigError(f"{self.name}: block {i} {site} already has an adapter")
@@ -129,7 +144,7 @@ class _AdapterMethod(Method):
     def apply(self, model: nn.Module, cfg: dict) -> None:
         d = _hidden_size(model)
         for i in self.layer_indices(model, cfg):
-            for site in self.sites:
+            for site in self.sites_of(cfg):
                 _attach(self._site_module(model, i, site),
                         Adapter(d, cfg["r"], cfg["nonlinearity"], cfg["init_scale"], layernorm=self.layernorm,
                                 **_like(model)))
@@ -180,6 +195,9 @@ class AdapterDrop(_AdapterMethod):
     def layer_indices(self, model: nn.Module, cfg: dict) -> list[int]:
         return list(range(cfg["drop"], len(blocks(model))))
 
+    def sites_of(self, cfg: dict) -> tuple[str, ...]:
+        return self.BASES[cfg["base"]]
+
     def validate(self, model: nn.Module, cfg: dict) -> None:
         if cfg["base"] not in self.BASES:
             raise MethodConfigError(f"adapter_d: base={cfg['base']!r} is not supported; valid: {sorted(self.BASES)}")
@@ -188,9 +206,4 @@ class AdapterDrop(_AdapterMethod):
         if not isinstance(drop, int) or isinstance(drop, bool) or not 0 <= drop < n:
             raise MethodConfigError(f"adapter_d: drop={drop!r} must be an integer in [0, {n - 1}] "
                                     f"(adapters are removed from the lowest `drop` of {n} blocks)")
-        self.sites = self.BASES[cfg["base"]]
         super().validate(model, cfg)
-
-    def apply(self, model: nn.Module, cfg: dict) -> None:
-        self.sites = self.BASES[cfg["base"]]
-        super().apply(model, cfg)

@@ -7,6 +7,7 @@ names, so that every method speaks only of `q k v o ffn_in ffn_out` and of layer
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -97,3 +98,20 @@ def is_head_param(model: nn.Module, name: str) -> bool:
     """True for a task head's parameter (trained by every method, left out of the paper's counts)."""
     prefix = base_prefix(model)
     return bool(prefix) and not name.startswith(prefix)
+
+
+def layer_of(module_path: str, model_type: str | None = None) -> int | None:
+    """The block index in a module path or state-dict key (`roberta.encoder.layer.3.attention...` -> 3), or None.
+
+    With `model_type`, only that architecture's `layers` path counts. Without it (an adapter on disk does not
+    record its model type) the last name of any supported architecture's `layers` path does (`layer.N`, `h.N`).
+    """
+    if model_type is not None:
+        if model_type not in ARCHS:
+            raise UnsupportedModelError(
+                f"model_type {model_type!r} is not supported; supported model types: {sorted(ARCHS)}")
+        names = [ARCHS[model_type].layers]
+    else:
+        names = sorted({a.layers.rsplit(".", 1)[-1] for a in ARCHS.values()})
+    m = re.search(r"(?:^|\.)(?:" + "|".join(map(re.escape, names)) + r")\.(\d+)(?:\.|$)", module_path)
+    return int(m.group(1)) if m else None

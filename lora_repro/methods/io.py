@@ -19,16 +19,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .arch import is_head_param
-from .base import MethodReport, apply_method, resolve_config
-from .lora import lora_layers
+from .base import METHODS, AdapterLoadError, MethodReport, apply_method, resolve_config
 
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 NON_METHOD_KEYS = ("base_model",)  # keys of adapter_config.json that are not method options
-
-
-class AdapterLoadError(ValueError):
-    """The adapter does not fit the model: missing, unexpected or mis-shaped tensors."""
 
 
 def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -61,6 +56,14 @@ def load_adapter_config(directory: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def load_adapter_tensors(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The saved tensors by state-dict key (what `save_adapter` wrote)."""
+    path = Path(directory) / ADAPTER_WEIGHTS
+    if not path.is_file():
+        raise AdapterLoadError(f"no {ADAPTER_WEIGHTS} in {directory}")
+    return load_file(str(path))
+
+
 def method_config_of(adapter_config: dict) -> dict:
     """The part of an adapter config that `apply_method` takes."""
     return {k: v for k, v in adapter_config.items() if k not in NON_METHOD_KEYS}
@@ -72,13 +75,8 @@ def load_adapter(model: nn.Module, directory: str | Path) -> dict:
     Returns the adapter config.
     """
     config = load_adapter_config(directory)
-    layers = [layer for _, layer in lora_layers(model)]
-    if any(layer.merged for layer in layers):
-        raise AdapterLoadError("the model's LoRA weights are merged; call unmerge_lora(model) before loading")
-    if config.get("name") == "lora" and any(layer.alpha != config["alpha"] for layer in layers):
-        # a different alpha changes the scale alpha/r silently: the shapes would still fit
-        raise AdapterLoadError(f"adapter in {directory} has alpha={config['alpha']!r}; the model's LoRA layers "
-                               f"have alpha={sorted({layer.alpha for layer in layers})}")
+    if config.get("name") in METHODS:  # an unknown name fails below, on the tensors that do not match
+        METHODS[config["name"]].check_adapter_config(model, config, source=f"adapter in {directory}")
     saved = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
     expected = trainable_tensors(model)
     missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))

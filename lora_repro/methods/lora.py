@@ -18,16 +18,23 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from .arch import available_sites, blocks, get_arch
-from .base import Method, MethodConfigError, register
+from .arch import available_sites, blocks, get_arch, layer_of
+from .base import AdapterLoadError, LowRankFactor, Method, MethodConfigError, register
 
 WRAPPABLE = (nn.Linear, Conv1D)
+_FACTOR_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.(?P<target>[^.]+)$")  # the naming contract
+
+
+def lora_scale(alpha: float, r: int) -> float:
+    """loralib's scale of the update: h = W x + (alpha / r) B A x. The one place that says so."""
+    return alpha / r
 
 
 class LoRALayer(nn.Module):
@@ -49,7 +56,7 @@ class LoRALayer(nn.Module):
         self.slices = dict(slices)
         self.r = {t: int(r[t]) for t in self.slices}
         self.alpha = alpha
-        self.scaling = {t: alpha / self.r[t] for t in self.slices}
+        self.scaling = {t: lora_scale(alpha, self.r[t]) for t in self.slices}
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = nn.ParameterDict({t: nn.Parameter(w.new_empty(self.r[t], d_in)) for t in self.slices})
         self.lora_B = nn.ParameterDict(
@@ -164,10 +171,86 @@ def ranks(cfg: dict) -> dict[str, int]:
     return {t: int(r[t]) for t in cfg["targets"]} if isinstance(r, Mapping) else {t: int(r) for t in cfg["targets"]}
 
 
+def _d_in_out(module: nn.Module) -> tuple[int, int]:
+    """Input and output width of a projection (wrapped or not): Conv1D stores its weight as [in, out]."""
+    base = module.base_layer if isinstance(module, LoRALayer) else module
+    d0, d1 = base.weight.shape
+    return (d0, d1) if isinstance(base, Conv1D) else (d1, d0)
+
+
 @register
 class LoRA(Method):
     name = "lora"
     defaults = {"r": 8, "alpha": 8, "dropout": 0.0, "targets": ["q", "v"]}
+
+    @classmethod
+    def merge(cls, model: nn.Module) -> nn.Module:
+        return merge_lora(model)
+
+    @classmethod
+    def unmerge(cls, model: nn.Module) -> nn.Module:
+        return unmerge_lora(model)
+
+    @classmethod
+    def export_peft(cls, model: nn.Module, directory, base_model_name_or_path: str):
+        from .peft_export import export_to_peft  # peft_export builds on this module
+        return export_to_peft(model, directory, base_model_name_or_path)
+
+    @classmethod
+    def paper_param_formula(cls, model: nn.Module, cfg: dict) -> int:
+        """Sum over adapted matrices of r·(d_in + d_out), d_out of the slice for GPT-2's fused q/k/v: the
+        paper's |Θ| = 2·L̂·d·r for square W_q and W_v."""
+        sites, total = get_arch(model).sites, 0
+        for block in blocks(model):
+            for t, r in ranks(cfg).items():
+                d_in, d_out = _d_in_out(block.get_submodule(sites[t].path))
+                total += r * (d_in + d_out // (sites[t].chunk or (0, 1))[1])
+        return total
+
+    @classmethod
+    def low_rank_factors(cls, state_dict: dict, config: dict) -> dict[tuple[int, str], LowRankFactor]:
+        """Pair `<module>.lora_A.<target>` with `<module>.lora_B.<target>`; the scale is the layer's, alpha/r."""
+        parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        for key, tensor in state_dict.items():
+            m = _FACTOR_KEY.match(key)
+            if m:
+                parts.setdefault((m["module"], m["target"]), {})[m["which"]] = tensor
+        if not any("A" in p for p in parts.values()):
+            raise AdapterLoadError(f"no LoRA tensors ('<module>.lora_A.<target>'); it is not a LoRA run. Its tensors: "
+                                   f"{sorted(state_dict)[:6]}{' ...' if len(state_dict) > 6 else ''}")
+        alpha, r_cfg = config.get("alpha", cls.defaults["alpha"]), config.get("r")
+        factors: dict[tuple[int, str], LowRankFactor] = {}
+        for (module, target), ab in sorted(parts.items()):
+            missing = [f"{module}.lora_{w}.{target}" for w in "AB" if w not in ab]
+            if missing:
+                raise AdapterLoadError(f"missing tensor(s) {missing}")
+            A, B = ab["A"].detach().float(), ab["B"].detach().float()
+            if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[1]:
+                raise AdapterLoadError(f"{module} target {target!r} has lora_A {tuple(A.shape)} and lora_B "
+                                       f"{tuple(B.shape)}; expected [r, d_in] and [d_out, r]")
+            r = r_cfg.get(target) if isinstance(r_cfg, Mapping) else r_cfg
+            if r is not None and int(r) != A.shape[0]:
+                raise AdapterLoadError(f"the config says r={r_cfg} but {module} target {target!r} has rank "
+                                       f"{A.shape[0]}")
+            layer = layer_of(module)
+            if layer is None:
+                raise AdapterLoadError(f"cannot find a layer index ('.layer.N.' or '.h.N.') in module path "
+                                       f"{module!r}")
+            if (layer, target) in factors:
+                raise AdapterLoadError(f"two modules adapt layer {layer} target {target!r}: "
+                                       f"{factors[layer, target].module} and {module}")
+            factors[layer, target] = LowRankFactor(module, A, B, lora_scale(alpha, A.shape[0]))
+        return factors
+
+    @classmethod
+    def check_adapter_config(cls, model: nn.Module, config: dict, source: str = "adapter") -> None:
+        layers = [layer for _, layer in lora_layers(model)]
+        if any(layer.merged for layer in layers):
+            raise AdapterLoadError("the model's LoRA weights are merged; call unmerge_lora(model) before loading")
+        if any(layer.alpha != config["alpha"] for layer in layers):
+            # a different alpha changes the scale alpha/r silently: the shapes would still fit
+            raise AdapterLoadError(f"{source} has alpha={config['alpha']!r}; the model's LoRA layers "
+                                   f"have alpha={sorted({layer.alpha for layer in layers})}")
 
     def validate(self, model: nn.Module, cfg: dict) -> None:
         model_type = model.config.model_type

@@ -254,6 +254,12 @@ class _PrefixMethod(Method):
         if hasattr(base_model(model), "prefix_tuning"):
             raise MethodConfigError(f"{self.name}: the model already has prefix tokens; apply one prefix method")
 
+    @classmethod
+    def paper_param_formula(cls, model: nn.Module, cfg: dict) -> int:
+        """|Θ| = d·(l_p + l_i) for prefix_embed, L·d·(l_p + l_i) for prefix_layer."""
+        layers = len(blocks(model)) if cls.per_layer else 1
+        return layers * _word_embeddings(model).weight.shape[1] * (cfg["prefix_len"] + cfg["infix_len"])
+
     def apply(self, model: nn.Module, cfg: dict) -> None:
         emb = _word_embeddings(model).weight
         n = cfg["prefix_len"] + cfg["infix_len"]
