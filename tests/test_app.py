@@ -14,13 +14,11 @@ from hydra import compose, initialize_config_dir
 from lora_repro import records
 from lora_repro.app import CONF_DIR
 from lora_repro.run.wandb_logger import read_offline_run
-from lora_repro.methods import METHODS
 from lora_repro.run import RunConfigError, run, validate
 
 fixtures = pytest.importorskip("lora_repro.tasks.fixtures")
 REPO = Path(__file__).resolve().parent.parent
-PEFT = "lora" if "lora" in METHODS else "bitfit"   # lora once the lora branch is merged
-needs_lora = pytest.mark.skipif("lora" not in METHODS, reason="the lora method is not merged yet")
+PEFT = "lora"
 
 SETUPS = {
     "glue": dict(model="tiny-roberta", task="glue/rte", extra=["task.max_length=64"]),
@@ -116,8 +114,8 @@ def test_runs_through_hydra_compose(tmp_path, monkeypatch, setup, method):
     ("trainer.epochs=-1", r"trainer.epochs=-1 is invalid"),
     ("trainer.precision=fp8", r"trainer.precision='fp8' is invalid; allowed: \['auto', 'fp32', 'bf16', 'fp16'\]"),
     ("task.data_dir=/no/such/dir", r"task.data_dir='/no/such/dir' is invalid; allowed: an existing directory"),
-    pytest.param("method.r=0", r"\br\b.*0", marks=needs_lora),
-    pytest.param("method.targets=[q,z]", r"'z'.*q", marks=needs_lora),
+    pytest.param("method.r=0", r"\br\b.*0"),
+    pytest.param("method.targets=[q,z]", r"'z'.*q"),
 ])
 def test_bad_values_are_named_before_any_compute(tmp_path, bad, match):
     cfg = compose_cfg(overrides(tmp_path, "glue", "lora" if bad.startswith("method") else "ft") + [bad])

@@ -7,14 +7,13 @@ from hydra import compose, initialize_config_dir
 from tests import toy_tasks
 from lora_repro import records
 from lora_repro.app import CONF_DIR
-from lora_repro.methods import METHODS
 from lora_repro.run import run
 from lora_repro.train.features import IGNORE, collate, encode_decoder, epoch_order
 from lora_repro.train.loop import token_loss
 from lora_repro.train.optim import make_optimizer
 from lora_repro.train.optim import linear_schedule
 
-PEFT = "lora" if "lora" in METHODS else "bitfit"   # lora once the lora branch is merged
+PEFT = "lora"
 
 
 def compose_cfg(overrides):
