@@ -1,9 +1,11 @@
-"""What every task knows: where its data lives, its schema, how a model sees an example, its metric.
+"""What every task knows: where its data lives, its schema, how a model sees an example, its metric;
+and the registry of tasks by name.
 
-A task is one small subclass in one module of this package, registered by name (`glue/rte`,
-`e2e`, `wikisql`, `samsum`, `gpt2/mnli`...). The trainer never looks inside examples itself:
-encoders get `text_pair` + `label`; decoder-only models get `prompt` + `target` (loss on the
-target tokens only) and are evaluated on `eval_items` by generation.
+A task is one small subclass in one module of this package, registered by name with `@register`
+(`glue/rte`, `e2e`, `wikisql`, `samsum`, `gpt2/mnli`...); the package registers every module it holds,
+so adding a task is that module plus its `conf/task/<name>.yaml`. The trainer never looks inside
+examples itself: encoders get `text_pair` + `label`; decoder-only models get `prompt` + `target`
+(loss on the target tokens only) and are evaluated on `eval_items` by generation.
 """
 from __future__ import annotations
 
@@ -139,3 +141,18 @@ class Task(ABC):
         """Metrics of predictions against references; contains `main_metric`.
         Classification/regression: predictions and references are labels (ints/floats).
         Generation: predictions are strings, references are lists of strings (EvalItem.references)."""
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: make `cls` selectable as `task.name=<cls.name>`."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise TaskConfigError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]()

@@ -15,8 +15,7 @@ conversion (`revision="refs/convert/parquet"`) has the same schema: `meaning_rep
 from __future__ import annotations
 
 from ..metrics.generation import e2e_metrics
-from . import register
-from .base import EvalItem, Task
+from .base import EvalItem, Task, register
 
 
 @register

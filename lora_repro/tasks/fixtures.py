@@ -16,8 +16,7 @@ import random
 import zlib
 from pathlib import Path
 
-from . import TASKS, get_task
-from .base import Task, TaskConfigError
+from .base import TASKS, Task, TaskConfigError, get_task
 from .e2e import E2E
 from .glue import GlueTask
 from .samsum import SAMSum

@@ -23,8 +23,7 @@ import re
 from typing import ClassVar
 
 from ..metrics import classification as C
-from . import register
-from .base import Task
+from .base import Task, register
 
 _FIRST_WORD = re.compile(r"\S+")
 _NUMBER = re.compile(r"[-+]?\d*\.?\d+")

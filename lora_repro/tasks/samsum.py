@@ -12,8 +12,7 @@ examples are the test split, so `test` is the eval split.
 from __future__ import annotations
 
 from ..metrics.rouge import rouge
-from . import register
-from .base import Task
+from .base import Task, register
 
 
 @register

@@ -16,8 +16,7 @@ condition}}`; train 56,355 / validation 8,421 (App C), test 15,878.
 from __future__ import annotations
 
 from ..metrics.wikisql import wikisql_scores
-from . import register
-from .base import EvalItem, Task, TaskConfigError
+from .base import EvalItem, Task, TaskConfigError, register
 
 
 class WikiSQLReference(str):
