@@ -1,5 +1,5 @@
-"""What every task knows: where its data lives, its schema, how a model sees an example, its metric;
-and the registry of tasks by name.
+"""What every task knows: where its data lives, its schema, how a model sees an example, its metric,
+the synthetic rows of its offline fixture; and the registry of tasks by name.
 
 A task is one small subclass in one module of this package, registered by name with `@register`
 (`glue/rte`, `e2e`, `wikisql`, `samsum`, `gpt2/mnli`...); the package registers every module it holds,
@@ -12,7 +12,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import random
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -41,6 +44,7 @@ class Task(ABC):
     label_names: ClassVar[tuple[str, ...]] = ()
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
+    nested_columns: ClassVar[tuple[str, ...]] = ()  # columns holding dicts/lists (a csv file cannot hold them)
 
     @property
     def num_labels(self) -> int:
@@ -103,6 +107,15 @@ class Task(ABC):
             exts = ",".join(LOCAL_FORMATS)
             problems.check(not missing, "task.data_dir", data_dir, "a directory holding a file per split; missing: "
                            + ", ".join(f"{m}{{{exts}}}" for m in missing))
+
+    def fixture_rows(self, split: str, n: int, rng: random.Random) -> list[dict]:
+        """`n` synthetic rows of `split` in the hub schema, drawn from `rng` alone (`fixtures.write_fixture`
+        seeds it per task and split). A task that does not override this has no offline fixture."""
+        raise NotImplementedError(f"{self.name} has no fixture_rows")
+
+    @classmethod
+    def has_fixture(cls) -> bool:
+        return cls.fixture_rows is not Task.fixture_rows
 
     @property
     def main_split(self) -> str:

@@ -16,9 +16,14 @@ Decoder-only models can run any GLUE task through a generic verbalizer (`prompt`
 
 Main metrics follow the Table 2 caption: MNLI accuracy (the matched one; see SOURCES discrepancy
 10), CoLA Matthews correlation, STS-B Pearson, accuracy elsewhere. All ×100.
+
+Fixture rows are learnable from the text: the last text column contains one keyword per class
+(`LABEL_WORDS`; STS-B: one per integer score 0..5, `SCORE_WORDS`) among filler words that carry no
+signal, so a tiny model learns the task in a few steps.
 """
 from __future__ import annotations
 
+import random
 import re
 from typing import ClassVar
 
@@ -27,6 +32,10 @@ from .base import Task, register
 
 _FIRST_WORD = re.compile(r"\S+")
 _NUMBER = re.compile(r"[-+]?\d*\.?\d+")
+LABEL_WORDS = ("red", "blue", "green")
+SCORE_WORDS = ("zero", "one", "two", "three", "four", "five")
+FILLER = ("the", "a", "cat", "dog", "house", "river", "quickly", "runs", "sees", "big", "small", "over",
+          "under", "near", "old", "new", "bird", "tree", "car", "walks", "happy", "city", "hill", "book")
 
 
 class GlueTask(Task):
@@ -82,6 +91,24 @@ class GlueTask(Task):
         fns = {"accuracy": C.accuracy, "f1": C.f1, "matthews": C.matthews_corr, "pearson": C.pearson,
                "spearman": C.spearman}
         return {m: fns[m](preds, refs) for m in self.metrics}
+
+    def fixture_rows(self, split: str, n: int, rng: random.Random) -> list[dict]:
+        """Filler sentences; the last text column holds the label's keyword (see the module docstring)."""
+        words = SCORE_WORDS if self.kind == "regression" else LABEL_WORDS[:len(self.label_names)]
+        labels = [i % len(words) for i in range(n)]
+        rng.shuffle(labels)
+        rows = []
+        for idx, lab in enumerate(labels):
+            row = {}
+            for j, col in enumerate(self.text_columns):
+                toks = [rng.choice(FILLER) for _ in range(rng.randint(4, 8))]
+                if j == len(self.text_columns) - 1:
+                    toks.insert(rng.randint(0, len(toks)), words[lab])
+                row[col] = " ".join(toks) + "."
+            row["label"] = float(lab) if self.kind == "regression" else lab
+            row["idx"] = idx
+            rows.append(row)
+        return rows
 
 
 @register
