@@ -1,5 +1,5 @@
 """What every task knows: where its data lives, its schema, how a model sees an example, its metric,
-the synthetic rows of its offline fixture; and the registry of tasks by name.
+the synthetic rows of its offline fixture, the sizes the cost planner needs; and the registry of tasks by name.
 
 A task is one small subclass in one module of this package, registered by name with `@register`
 (`glue/rte`, `e2e`, `wikisql`, `samsum`, `gpt2/mnli`...); the package registers every module it holds,
@@ -45,6 +45,9 @@ class Task(ABC):
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
     nested_columns: ClassVar[tuple[str, ...]] = ()  # columns holding dicts/lists (a csv file cannot hold them)
+    # planning facts (`lora-repro plan`); None: the planner reports the task's cost as unknown
+    train_examples: ClassVar[int | None] = None   # rows of the hub train split
+    avg_tokens: ClassVar[int | None] = None       # estimated tokenised length of one example (+ target), not measured
 
     @property
     def num_labels(self) -> int:

@@ -31,6 +31,8 @@ _AREA = ("city centre", "riverside")
 @register
 class E2E(Task):
     name = "e2e"
+    train_examples = 42_061
+    avg_tokens = 60
     hub_path = "tuetschek/e2e_nlg"
     hub_revision = "refs/convert/parquet"
     columns = ("meaning_representation", "human_reference")

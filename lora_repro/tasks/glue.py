@@ -114,6 +114,8 @@ class GlueTask(Task):
 @register
 class MNLI(GlueTask):
     name = "glue/mnli"
+    train_examples = 392_702
+    avg_tokens = 40
     hub_name = "mnli"
     columns = ("premise", "hypothesis", "label", "idx")
     text_columns = ("premise", "hypothesis")
@@ -124,6 +126,8 @@ class MNLI(GlueTask):
 @register
 class SST2(GlueTask):
     name = "glue/sst2"
+    train_examples = 67_349
+    avg_tokens = 13
     hub_name = "sst2"
     columns = ("sentence", "label", "idx")
     text_columns = ("sentence",)
@@ -133,6 +137,8 @@ class SST2(GlueTask):
 @register
 class MRPC(GlueTask):
     name = "glue/mrpc"
+    train_examples = 3_668
+    avg_tokens = 53
     hub_name = "mrpc"
     columns = ("sentence1", "sentence2", "label", "idx")
     text_columns = ("sentence1", "sentence2")
@@ -143,6 +149,8 @@ class MRPC(GlueTask):
 @register
 class CoLA(GlueTask):
     name = "glue/cola"
+    train_examples = 8_551
+    avg_tokens = 11
     hub_name = "cola"
     columns = ("sentence", "label", "idx")
     text_columns = ("sentence",)
@@ -154,6 +162,8 @@ class CoLA(GlueTask):
 @register
 class QNLI(GlueTask):
     name = "glue/qnli"
+    train_examples = 104_743
+    avg_tokens = 50
     hub_name = "qnli"
     columns = ("question", "sentence", "label", "idx")
     text_columns = ("question", "sentence")
@@ -163,6 +173,8 @@ class QNLI(GlueTask):
 @register
 class QQP(GlueTask):
     name = "glue/qqp"
+    train_examples = 363_846
+    avg_tokens = 30
     hub_name = "qqp"
     columns = ("question1", "question2", "label", "idx")
     text_columns = ("question1", "question2")
@@ -173,6 +185,8 @@ class QQP(GlueTask):
 @register
 class RTE(GlueTask):
     name = "glue/rte"
+    train_examples = 2_490
+    avg_tokens = 70
     hub_name = "rte"
     columns = ("sentence1", "sentence2", "label", "idx")
     text_columns = ("sentence1", "sentence2")
@@ -182,6 +196,8 @@ class RTE(GlueTask):
 @register
 class STSB(GlueTask):
     name = "glue/stsb"
+    train_examples = 5_749
+    avg_tokens = 31
     hub_name = "stsb"
     kind = "regression"
     columns = ("sentence1", "sentence2", "label", "idx")
@@ -199,5 +215,7 @@ class GPT2MNLI(MNLI):
     -> ` entailment` / ` neutral` / ` contradiction`. Accuracy = the first generated word is the
     gold label word (greedy decoding, a few tokens suffice)."""
     name = "gpt2/mnli"
+    train_examples = 392_702
+    avg_tokens = 50
     kind = "generation"
     generation = {"num_beams": 1, "max_new_tokens": 4}

@@ -25,6 +25,8 @@ _TOPICS = ("the party", "the exam", "dinner", "the trip", "the movie", "work")
 @register
 class SAMSum(Task):
     name = "samsum"
+    train_examples = 14_732
+    avg_tokens = 160
     hub_path = "knkarthick/samsum"
     columns = ("id", "dialogue", "summary")
     kind = "generation"

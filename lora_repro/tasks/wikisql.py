@@ -41,6 +41,8 @@ _TEAMS = ("Boston", "Denver", "Miami")
 @register
 class WikiSQL(Task):
     name = "wikisql"
+    train_examples = 56_355
+    avg_tokens = 180
     hub_path = "Salesforce/wikisql"
     hub_revision = "refs/convert/parquet"
     columns = ("phase", "question", "table", "sql")
