@@ -6,6 +6,7 @@ import pytest
 
 from lora_repro import records
 from lora_repro.sweeps import plan as planner
+from lora_repro.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_app_conf = pytest.mark.skipif(not (ROOT / "conf" / "config.yaml").exists(),
@@ -21,16 +22,50 @@ def config(model="roberta-base", method="lora", task="glue/rte", epochs=10, batc
 
 def test_gpu_hours_follow_the_stated_model():
     c = config()
-    steps = math.ceil(planner.TRAIN_EXAMPLES["glue/rte"] / 32) * 10
-    step_tokens = 32 * planner.AVG_TOKENS["glue/rte"] * planner.PADDING
-    step_s = max(step_tokens * 4 * planner.PARAMS["roberta-base"] / planner.EFFECTIVE_FLOPS["fp32"],
-                 planner.MIN_STEP_S["roberta-base"])
+    rte = get_task("glue/rte")
+    steps = math.ceil(rte.train_examples / 32) * 10
+    step_tokens = 32 * rte.avg_tokens * planner.PADDING
+    params, layers = planner.model_size("roberta-base")
+    step_s = max(step_tokens * 4 * params / planner.EFFECTIVE_FLOPS["fp32"], planner.MIN_STEP_S_PER_LAYER * layers)
     assert planner.gpu_hours(c) == pytest.approx(steps * step_s / 3600 * 1.1)
     # full fine-tuning costs 6N per token instead of 4N; the launch-bound floor applies to small steps
     big = config(batch=4096, method="ft")
     assert planner.gpu_hours(big) > planner.gpu_hours(config(batch=4096))
     assert planner.gpu_hours(config(max_length=16)) <= planner.gpu_hours(c)
     assert planner.gpu_hours(config(task="glue/unknown")) is None
+    assert planner.gpu_hours(config(model="no-such-model")) is None
+
+
+def test_model_sizes_come_from_the_model_configs():
+    """Parameters counted on the meta device from conf/model/<name>.yaml (hub checkpoints from their shipped
+    config JSON, offline), layers from num_hidden_layers: no hand-written table per model name."""
+    assert planner.model_size("roberta-base") == (124_647_170, 12)     # incl. a 2-label head; the paper says 125M
+    assert planner.model_size("gpt2-medium") == (354_823_168, 24)
+    assert planner.model_size({"name": "minilm"})[1] == 6
+    assert planner.model_size("deberta-v2-xxlarge")[1] == 48
+    assert planner.model_size("tiny-roberta")[1] == 2
+
+
+def test_train_examples_are_the_tasks_facts():
+    for name in ("glue/mnli", "e2e", "samsum"):
+        cls = get_task(name)
+        assert planner.train_examples({"name": name}) == cls.train_examples
+        assert planner.gpu_hours(config(model="gpt2-medium", task=name)) is not None
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_train_examples_count_the_train_file_in_any_format(tmp_path, fmt):
+    """The data_dir's train file is found by `Task.split_files` and counted in every format `Task.load` reads
+    (the old planner counted train.jsonl only; csv/parquet fell back to the hub's 14,732)."""
+    from lora_repro.tasks.fixtures import write_fixture
+    write_fixture("samsum", tmp_path, n_train=7, n_eval=3, fmt=fmt)   # csv dialogues hold quoted line breaks
+    assert planner.train_examples({"name": "samsum", "data_dir": str(tmp_path)}) == 7
+    assert planner.train_examples({"name": "samsum", "data_dir": str(tmp_path), "max_train_samples": 5}) == 5
+
+
+def test_train_examples_count_a_json_list(tmp_path):
+    (tmp_path / "train.json").write_text('[{"a": 1}, {"a": 2}, {"a": 3}]')
+    assert planner.train_examples({"name": "glue/rte", "data_dir": str(tmp_path)}) == 3
 
 
 def test_default_precision_is_priced_as_what_it_runs_in_on_the_h100():

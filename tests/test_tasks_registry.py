@@ -91,3 +91,37 @@ def test_headline_metrics_follow_the_paper(name, main):
     assert t.main_metric == main
     if name.startswith("glue/"):
         assert t.metrics[0] == main
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+PACKAGE_TASKS = {n for n, cls in TASKS.items() if cls.__module__.startswith("lora_repro.tasks.")}
+
+
+def test_every_module_of_the_package_is_imported():
+    """Registration walks the package: a new module registers its tasks without an import line to edit."""
+    import pkgutil
+    import sys
+
+    import lora_repro.tasks as pkg
+    assert all(f"lora_repro.tasks.{m.name}" in sys.modules for m in pkgutil.iter_modules(pkg.__path__))
+
+
+def test_every_task_has_a_yaml_a_fixture_and_planning_facts():
+    """What adding a task needs, checked against the conf files and the class attributes (not against TASKS)."""
+    from omegaconf import OmegaConf
+    conf = ROOT / "conf" / "task"
+    yamls = {str(p.relative_to(conf).with_suffix("")): OmegaConf.load(p)
+             for p in conf.rglob("*.yaml") if not p.name.startswith("_")}
+    assert set(yamls) == PACKAGE_TASKS == PAPER_TASKS
+    assert all(cfg.name == name for name, cfg in yamls.items())
+    for name in PACKAGE_TASKS:
+        cls = TASKS[name]
+        assert cls.has_fixture(), name
+        assert isinstance(cls.train_examples, int) and cls.train_examples > 0, name
+        assert isinstance(cls.avg_tokens, int) and cls.avg_tokens > 0, name
+
+
+def test_the_shared_task_block_is_not_a_task():
+    from omegaconf import OmegaConf
+    base = OmegaConf.load(ROOT / "conf" / "task" / "_base.yaml")
+    assert OmegaConf.is_missing(base, "name")

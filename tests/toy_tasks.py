@@ -1,11 +1,19 @@
 """Two tiny, learnable tasks for the trainer's tests (the real GLUE/E2E tasks live in lora_repro/tasks):
 `toy/sentiment` (sentence -> 0/1 by its polarity word) and `toy/describe` (a meaning representation ->
-a sentence that copies its slots), with writers of their data files in the hub-like schema."""
+a sentence that copies its slots), with writers of their data files in the hub-like schema.
+
+Tests make a task visible through `registered(*task_classes)` (a context manager; `toy_registered` is the
+pytest fixture for these two), which removes it again afterwards, so no test sees a task because of the
+order in which modules were collected."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from lora_repro.tasks import TASKS, Task, register
 
@@ -59,6 +67,31 @@ class ToyDescribe(Task):
         return {"exact": exact, "pred_len": sum(len(p.split()) for p in predictions) / len(predictions)}
 
 
+@contextlib.contextmanager
+def registered(*task_classes: type[Task]) -> Iterator[None]:
+    """Register `task_classes` in `lora_repro.tasks.TASKS` for the block, then put TASKS back as it was."""
+    before = {cls.name: TASKS.get(cls.name) for cls in task_classes}
+    for cls in task_classes:
+        register(cls)
+    try:
+        yield
+    finally:
+        for name, old in before.items():
+            if old is None:
+                TASKS.pop(name, None)
+            else:
+                TASKS[name] = old
+
+
+@pytest.fixture
+def toy_registered():
+    """`toy/sentiment` and `toy/describe` registered for one test (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    with registered(ToySentiment, ToyDescribe):
+        yield
+
+
+# LEGACY, to go once tests/test_train.py uses the `toy_registered` fixture: it selects `task.name=toy/sentiment`
+# and relies on importing this module to register the toy tasks for the rest of the session.
 for _cls in (ToySentiment, ToyDescribe):
     if _cls.name not in TASKS:
         register(_cls)

@@ -9,18 +9,20 @@ train app's run identity (``sweep.preset_jobs``); a job with a finished record i
 
 - tokens_per_s (one H100) = EFFECTIVE_FLOPS / flops_per_token, flops_per_token = 6 N for full
   fine-tuning (forward 2N + backward 4N) and 4 N when the body is frozen (no weight gradients),
-  N = model parameters (PARAMS); EFFECTIVE_FLOPS = 200 TFLOP/s for bf16/fp16 (~20% of the H100's
-  989 TFLOP/s dense peak), half that for fp32 (TF32). The precision priced is the one the run will use on the
+  N = model parameters, counted on the meta device from the model's config (`model_size`: conf/model/<name>
+  built by `models.model_config`; a hub checkpoint is sized from its shipped config JSON);
+  EFFECTIVE_FLOPS = 200 TFLOP/s for bf16/fp16 (~20% of the H100's 989 TFLOP/s dense peak), half that for
+  fp32 (TF32). The precision priced is the one the run will use on the
   target GPU (`train.precision.resolve_precision` with TARGET_GPU_BF16: `auto` is bf16 on an H100). The bench part may replace TOKENS_PER_S_MEASURED
   with measured H100 figures; measured values win over the model.
-- MIN_STEP_S: a floor per optimiser step (eager PyTorch is kernel-launch bound at the paper's small
-  batches: ~2.5 ms per layer forward+backward on an H100, our estimate), so tiny batches are not costed
-  as if they ran at peak FLOPs.
-- train examples: the hub train split sizes (TRAIN_EXAMPLES), capped by task.max_train_samples; a
-  task with data_dir counts the lines of its train file.
-- avg tokens per example: our estimates of the tokenised length of one example (AVG_TOKENS, not measured);
-  PADDING = 1.2 for dynamic padding within a batch; EVAL = 1.1 for classification, 1.5 for generation
-  tasks (beam-search decoding of the eval set every epoch).
+- MIN_STEP_S[model] = MIN_STEP_S_PER_LAYER x the config's num_hidden_layers: a floor per optimiser step (eager
+  PyTorch is kernel-launch bound at the paper's small batches: ~2.5 ms per layer forward+backward on an H100,
+  our estimate), so tiny batches are not costed as if they ran at peak FLOPs.
+- train examples: the task's hub train split size (`Task.train_examples`), capped by task.max_train_samples;
+  a task with data_dir counts the rows of its train file (`Task.split_files`: jsonl, json, csv or parquet).
+- avg tokens per example: the task's estimate of the tokenised length of one example (`Task.avg_tokens`, not
+  measured); PADDING = 1.2 for dynamic padding within a batch; EVAL = 1.1 for classification, 1.5 for
+  generation tasks (beam-search decoding of the eval set every epoch).
 """
 from __future__ import annotations
 
@@ -31,52 +33,99 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..tasks import TASKS
 from . import compose as sweep
 
-TRAIN_EXAMPLES = {
-    "glue/mnli": 392_702, "glue/sst2": 67_349, "glue/mrpc": 3_668, "glue/cola": 8_551, "glue/qnli": 104_743,
-    "glue/qqp": 363_846, "glue/rte": 2_490, "glue/stsb": 5_749, "gpt2/mnli": 392_702,
-    "e2e": 42_061, "wikisql": 56_355, "samsum": 14_732,
-}
-AVG_TOKENS = {  # estimates: tokenised example length incl. special tokens (and the target for generation tasks)
-    "glue/mnli": 40, "glue/sst2": 13, "glue/mrpc": 53, "glue/cola": 11, "glue/qnli": 50, "glue/qqp": 30,
-    "glue/rte": 70, "glue/stsb": 31, "gpt2/mnli": 50, "e2e": 60, "wikisql": 180, "samsum": 160,
-}
-PARAMS = {
-    "roberta-base": 125e6, "roberta-large": 355e6, "deberta-v2-xxlarge": 1.5e9, "gpt2-medium": 355e6,
-    "gpt2-large": 774e6, "minilm": 22.7e6, "tiny-roberta": 1e6, "tiny-gpt2": 1e6, "tiny-deberta": 1e6,
-}
-LAYERS = {"roberta-base": 12, "roberta-large": 24, "deberta-v2-xxlarge": 48, "gpt2-medium": 24, "gpt2-large": 36,
-          "minilm": 6, "tiny-roberta": 2, "tiny-gpt2": 2, "tiny-deberta": 2}
-MIN_STEP_S = {m: 0.0025 * n for m, n in LAYERS.items()}
+MIN_STEP_S_PER_LAYER = 0.0025
 EFFECTIVE_FLOPS = {"bf16": 200e12, "fp16": 200e12, "fp32": 100e12}
-GENERATION_TASKS = {"e2e", "wikisql", "samsum", "gpt2/mnli"}
 FULL_BODY_METHODS = {"ft"}
 PADDING = 1.2
 TARGET_GPU_BF16 = True   # the H100 the estimate is for computes bf16 natively
 TOKENS_PER_S_MEASURED: dict[tuple[str, str], float] = {}  # (model, method) -> measured H100 train tokens/s
+_SIZES: dict[str, tuple[int, int]] = {}   # model name -> (parameters, layers), see model_size
 
 
-def tokens_per_s(model: str, method: str, precision: str = "bf16") -> float:
+def model_spec(model: Mapping | str, config_dir: str | Path | None = None) -> dict:
+    """The model group of a run config; a bare name (or `{"name": ...}`) reads conf/model/<name>.yaml."""
+    name = model if isinstance(model, str) else model["name"]
+    if isinstance(model, Mapping) and ("pretrained" in model or "arch_config" in model):
+        return dict(model)
+    conf = Path(config_dir or sweep.DEFAULT_CONFIG_DIR) / "model"
+    path = conf / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(f"no model config for {name!r} in {str(conf)!r}; known: {sorted(p.stem for p in conf.glob('*.yaml'))}")
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def _offline(spec: dict) -> dict:
+    """A hub checkpoint is sized from the config JSON shipped under its repo name (no download)."""
+    from ..paths import MODEL_CONFIGS_DIR
+
+    pretrained = spec.get("pretrained")
+    if not pretrained or str(pretrained).startswith("package:") or Path(pretrained).exists():
+        return spec
+    shipped = MODEL_CONFIGS_DIR / f"{str(pretrained).rstrip('/').rsplit('/', 1)[-1]}.json"
+    return {**spec, "pretrained": None, "arch_config": str(shipped)} if shipped.is_file() else spec
+
+
+def model_size(model: Mapping | str) -> tuple[int, int]:
+    """(parameters, layers) of a run config's model, counted on the meta device; cached per model name.
+    KeyError when the model has no config, ModelConfigError/OSError when it cannot be built offline."""
+    name = model if isinstance(model, str) else model["name"]
+    if name not in _SIZES:
+        from ..models import meta_model, model_config
+
+        config = model_config(_offline(model_spec(model)))
+        _SIZES[name] = (sum(p.numel() for p in meta_model(config).parameters()), config.num_hidden_layers)
+    return _SIZES[name]
+
+
+def min_step_s(model: Mapping | str) -> float:
+    return MIN_STEP_S_PER_LAYER * model_size(model)[1]
+
+
+def tokens_per_s(model: Mapping | str, method: str, precision: str = "bf16") -> float:
     """Training tokens/s on one H100: a measured figure when the bench part has one, else the FLOP model."""
-    if (model, method) in TOKENS_PER_S_MEASURED:
-        return TOKENS_PER_S_MEASURED[(model, method)]
-    if model not in PARAMS:
-        raise KeyError(f"no parameter count for model {model!r}; known: {sorted(PARAMS)}")
-    per_token = (6 if method in FULL_BODY_METHODS else 4) * PARAMS[model]
+    name = model if isinstance(model, str) else model["name"]
+    if (name, method) in TOKENS_PER_S_MEASURED:
+        return TOKENS_PER_S_MEASURED[(name, method)]
+    per_token = (6 if method in FULL_BODY_METHODS else 4) * model_size(model)[0]
     return EFFECTIVE_FLOPS.get(precision, EFFECTIVE_FLOPS["fp32"]) / per_token
 
 
+def count_rows(path: str | Path) -> int:
+    """Rows of one data file in a format `Task.load` reads (jsonl, json lines or a json list, csv, parquet)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(path).metadata.num_rows
+    if path.suffix == ".csv":
+        import csv
+        with path.open(newline="", encoding="utf-8") as f:
+            return max(sum(1 for _ in csv.reader(f)) - 1, 0)   # less the header; quoted newlines stay in their row
+    if path.suffix == ".json":
+        import json
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, list):
+                return len(data)
+        except ValueError:
+            pass                                                # JSON lines under a .json name
+    with path.open(encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
 def train_examples(task_cfg: Mapping) -> int | None:
-    name = task_cfg.get("name")
-    n = None
+    """Rows the run trains on: its data_dir's train file, else the task's hub train split; capped."""
+    cls = TASKS.get(task_cfg.get("name"))
+    if cls is None:
+        return None
+    n = cls.train_examples
     data_dir = task_cfg.get("data_dir")
     if data_dir:
-        files = sorted(Path(data_dir).glob("train.*"))
-        if files and files[0].suffix == ".jsonl":
-            n = sum(1 for line in files[0].open() if line.strip())
-    if n is None:
-        n = TRAIN_EXAMPLES.get(name)
+        train_file = cls().split_files(data_dir)[cls.train_split]
+        n = count_rows(train_file) if train_file is not None else None
     cap = task_cfg.get("max_train_samples")
     return min(n, cap) if n is not None and cap else n
 
@@ -87,19 +136,31 @@ def target_precision(trainer: Mapping) -> str:
     return resolve_precision(trainer.get("precision") or "auto", bf16=TARGET_GPU_BF16)
 
 
+def _known_size(model: Mapping) -> bool:
+    from ..models import ModelConfigError
+    try:
+        model_size(model)
+    except (KeyError, ModelConfigError, OSError):
+        return False
+    return True
+
+
 def gpu_hours(config: Mapping) -> float | None:
-    """Estimated H100 hours of one job (None when its task or model is not in the tables)."""
-    task, trainer = config["task"], config["trainer"]
-    model, method = config["model"]["name"], config["method"]["name"]
-    n, avg = train_examples(task), AVG_TOKENS.get(task["name"])
-    if n is None or avg is None or model not in PARAMS and (model, method) not in TOKENS_PER_S_MEASURED:
+    """Estimated H100 hours of one job (None when its task lacks planning facts or its model cannot be sized)."""
+    task, trainer, model, method = config["task"], config["trainer"], config["model"], config["method"]["name"]
+    cls, n = TASKS.get(task["name"]), train_examples(task)
+    if cls is None or n is None or cls.avg_tokens is None:
+        return None
+    measured = (model["name"], method) in TOKENS_PER_S_MEASURED
+    if not measured and not _known_size(model):
         return None
     batch = trainer["batch_size"] * trainer.get("grad_accum", 1)
-    step_tokens = batch * min(avg, task["max_length"]) * PADDING
+    step_tokens = batch * min(cls.avg_tokens, task["max_length"]) * PADDING
+    floor = min_step_s(model) if _known_size(model) else 0.0
     step_s = max(step_tokens / tokens_per_s(model, method, target_precision(trainer)),
-                 MIN_STEP_S.get(model, 0.0) * trainer.get("grad_accum", 1))
+                 floor * trainer.get("grad_accum", 1))
     seconds = math.ceil(n / batch) * trainer["epochs"] * step_s
-    return seconds / 3600 * (1.5 if task["name"] in GENERATION_TASKS else 1.1)
+    return seconds / 3600 * (1.5 if cls.kind == "generation" else 1.1)
 
 
 def summarize(jobs: Sequence[sweep.Job]) -> list[dict]:
@@ -154,15 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", action="store_true", help="list every run with its overrides and done/todo")
     p.add_argument("overrides", nargs="*", help="extra overrides, as given to experiments/train.py -m")
     args = p.parse_args(argv)
-    assumptions = ", ".join(f"{m}: {tokens_per_s(m, 'lora', 'bf16') / 1e3:,.0f}k" for m in PARAMS if "tiny" not in m)
-    print(f"assumed H100 training tokens/s (bf16, frozen body; x2/3 for ft, /2 for fp32): {assumptions}")
-    total = 0.0
+    stages = []
     for experiment in args.experiment:
         try:
-            jobs = sweep.preset_jobs(experiment, args.overrides, args.config_dir)
+            stages.append((experiment, sweep.preset_jobs(experiment, args.overrides, args.config_dir)))
         except sweep.SweepError as e:
             print(f"lora-repro plan: {e}", file=sys.stderr)
             return 2
+    models = {job.config["model"]["name"]: job.config["model"] for _, jobs in stages for job in jobs}
+    assumptions = ", ".join(f"{name}: {tokens_per_s(m, 'lora', 'bf16') / 1e3:,.0f}k ({model_size(m)[0] / 1e6:,.0f}M "
+                            "params)" for name, m in models.items() if _known_size(m))
+    print(f"assumed H100 training tokens/s (bf16, frozen body; x2/3 for ft, /2 for fp32): {assumptions}")
+    total = 0.0
+    for experiment, jobs in stages:
         total += report(experiment, jobs, args.jobs)
     if len(args.experiment) > 1:
         print(f"total: ~{total:,.1f} H100 GPU-hours to go")

@@ -16,24 +16,19 @@ Decoder formats (prompt -> target; the full text is prompt + target):
 - wikisql: `table: Player | Team\nquestion: Who plays for Boston?\nSQL:` -> ` SELECT Player FROM table WHERE Team = Boston`
 - samsum: `Anna: Hi!\nTom: Hello.\n\n` -> `They greet.`
 Metrics are on the paper's scale (×100 except NIST and CIDEr). A run with several eval splits logs
-`task.merge_split_metrics({split: metrics})`. `fixtures.write_fixture` writes any task's data offline.
+`task.merge_split_metrics({split: metrics})`. `fixtures.write_fixture` writes any task's data offline
+(from the task's own `fixture_rows`).
+
+Adding a task: one module here (the `Task` subclass with `@register`, its `fixture_rows` and planning
+facts `train_examples` / `avg_tokens`) plus `conf/task/<name>.yaml`; every module of this package is
+imported, so nothing else lists it.
 """
-from .base import EvalItem, Task, TaskConfigError
+import importlib
+import pkgutil
 
-TASKS: dict[str, type[Task]] = {}
+from .base import TASKS, EvalItem, Task, TaskConfigError, get_task, register
 
-
-def register(cls: type[Task]) -> type[Task]:
-    TASKS[cls.name] = cls
-    return cls
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise TaskConfigError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]()
-
-
-from . import e2e, glue, samsum, wikisql  # noqa: E402,F401  (modules register their tasks on import)
+for _module in pkgutil.iter_modules(__path__):   # each module registers its tasks on import: no list to edit
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["EvalItem", "TASKS", "Task", "TaskConfigError", "get_task", "register"]

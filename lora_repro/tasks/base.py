@@ -1,16 +1,21 @@
-"""What every task knows: where its data lives, its schema, how a model sees an example, its metric.
+"""What every task knows: where its data lives, its schema, how a model sees an example, its metric,
+the synthetic rows of its offline fixture, the sizes the cost planner needs; and the registry of tasks by name.
 
-A task is one small subclass in one module of this package, registered by name (`glue/rte`,
-`e2e`, `wikisql`, `samsum`, `gpt2/mnli`...). The trainer never looks inside examples itself:
-encoders get `text_pair` + `label`; decoder-only models get `prompt` + `target` (loss on the
-target tokens only) and are evaluated on `eval_items` by generation.
+A task is one small subclass in one module of this package, registered by name with `@register`
+(`glue/rte`, `e2e`, `wikisql`, `samsum`, `gpt2/mnli`...); the package registers every module it holds,
+so adding a task is that module plus its `conf/task/<name>.yaml`. The trainer never looks inside
+examples itself: encoders get `text_pair` + `label`; decoder-only models get `prompt` + `target`
+(loss on the target tokens only) and are evaluated on `eval_items` by generation.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import random
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -39,6 +44,10 @@ class Task(ABC):
     label_names: ClassVar[tuple[str, ...]] = ()
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
+    nested_columns: ClassVar[tuple[str, ...]] = ()  # columns holding dicts/lists (a csv file cannot hold them)
+    # planning facts (`lora-repro plan`); None: the planner reports the task's cost as unknown
+    train_examples: ClassVar[int | None] = None   # rows of the hub train split
+    avg_tokens: ClassVar[int | None] = None       # estimated tokenised length of one example (+ target), not measured
 
     @property
     def num_labels(self) -> int:
@@ -102,6 +111,15 @@ class Task(ABC):
             problems.check(not missing, "task.data_dir", data_dir, "a directory holding a file per split; missing: "
                            + ", ".join(f"{m}{{{exts}}}" for m in missing))
 
+    def fixture_rows(self, split: str, n: int, rng: random.Random) -> list[dict]:
+        """`n` synthetic rows of `split` in the hub schema, drawn from `rng` alone (`fixtures.write_fixture`
+        seeds it per task and split). A task that does not override this has no offline fixture."""
+        raise NotImplementedError(f"{self.name} has no fixture_rows")
+
+    @classmethod
+    def has_fixture(cls) -> bool:
+        return cls.fixture_rows is not Task.fixture_rows
+
     @property
     def main_split(self) -> str:
         return self.eval_splits[0]
@@ -139,3 +157,18 @@ class Task(ABC):
         """Metrics of predictions against references; contains `main_metric`.
         Classification/regression: predictions and references are labels (ints/floats).
         Generation: predictions are strings, references are lists of strings (EvalItem.references)."""
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: make `cls` selectable as `task.name=<cls.name>`."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise TaskConfigError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]()

@@ -16,18 +16,26 @@ Decoder-only models can run any GLUE task through a generic verbalizer (`prompt`
 
 Main metrics follow the Table 2 caption: MNLI accuracy (the matched one; see SOURCES discrepancy
 10), CoLA Matthews correlation, STS-B Pearson, accuracy elsewhere. All ×100.
+
+Fixture rows are learnable from the text: the last text column contains one keyword per class
+(`LABEL_WORDS`; STS-B: one per integer score 0..5, `SCORE_WORDS`) among filler words that carry no
+signal, so a tiny model learns the task in a few steps.
 """
 from __future__ import annotations
 
+import random
 import re
 from typing import ClassVar
 
 from ..metrics import classification as C
-from . import register
-from .base import Task
+from .base import Task, register
 
 _FIRST_WORD = re.compile(r"\S+")
 _NUMBER = re.compile(r"[-+]?\d*\.?\d+")
+LABEL_WORDS = ("red", "blue", "green")
+SCORE_WORDS = ("zero", "one", "two", "three", "four", "five")
+FILLER = ("the", "a", "cat", "dog", "house", "river", "quickly", "runs", "sees", "big", "small", "over",
+          "under", "near", "old", "new", "bird", "tree", "car", "walks", "happy", "city", "hill", "book")
 
 
 class GlueTask(Task):
@@ -84,10 +92,30 @@ class GlueTask(Task):
                "spearman": C.spearman}
         return {m: fns[m](preds, refs) for m in self.metrics}
 
+    def fixture_rows(self, split: str, n: int, rng: random.Random) -> list[dict]:
+        """Filler sentences; the last text column holds the label's keyword (see the module docstring)."""
+        words = SCORE_WORDS if self.kind == "regression" else LABEL_WORDS[:len(self.label_names)]
+        labels = [i % len(words) for i in range(n)]
+        rng.shuffle(labels)
+        rows = []
+        for idx, lab in enumerate(labels):
+            row = {}
+            for j, col in enumerate(self.text_columns):
+                toks = [rng.choice(FILLER) for _ in range(rng.randint(4, 8))]
+                if j == len(self.text_columns) - 1:
+                    toks.insert(rng.randint(0, len(toks)), words[lab])
+                row[col] = " ".join(toks) + "."
+            row["label"] = float(lab) if self.kind == "regression" else lab
+            row["idx"] = idx
+            rows.append(row)
+        return rows
+
 
 @register
 class MNLI(GlueTask):
     name = "glue/mnli"
+    train_examples = 392_702
+    avg_tokens = 40
     hub_name = "mnli"
     columns = ("premise", "hypothesis", "label", "idx")
     text_columns = ("premise", "hypothesis")
@@ -98,6 +126,8 @@ class MNLI(GlueTask):
 @register
 class SST2(GlueTask):
     name = "glue/sst2"
+    train_examples = 67_349
+    avg_tokens = 13
     hub_name = "sst2"
     columns = ("sentence", "label", "idx")
     text_columns = ("sentence",)
@@ -107,6 +137,8 @@ class SST2(GlueTask):
 @register
 class MRPC(GlueTask):
     name = "glue/mrpc"
+    train_examples = 3_668
+    avg_tokens = 53
     hub_name = "mrpc"
     columns = ("sentence1", "sentence2", "label", "idx")
     text_columns = ("sentence1", "sentence2")
@@ -117,6 +149,8 @@ class MRPC(GlueTask):
 @register
 class CoLA(GlueTask):
     name = "glue/cola"
+    train_examples = 8_551
+    avg_tokens = 11
     hub_name = "cola"
     columns = ("sentence", "label", "idx")
     text_columns = ("sentence",)
@@ -128,6 +162,8 @@ class CoLA(GlueTask):
 @register
 class QNLI(GlueTask):
     name = "glue/qnli"
+    train_examples = 104_743
+    avg_tokens = 50
     hub_name = "qnli"
     columns = ("question", "sentence", "label", "idx")
     text_columns = ("question", "sentence")
@@ -137,6 +173,8 @@ class QNLI(GlueTask):
 @register
 class QQP(GlueTask):
     name = "glue/qqp"
+    train_examples = 363_846
+    avg_tokens = 30
     hub_name = "qqp"
     columns = ("question1", "question2", "label", "idx")
     text_columns = ("question1", "question2")
@@ -147,6 +185,8 @@ class QQP(GlueTask):
 @register
 class RTE(GlueTask):
     name = "glue/rte"
+    train_examples = 2_490
+    avg_tokens = 70
     hub_name = "rte"
     columns = ("sentence1", "sentence2", "label", "idx")
     text_columns = ("sentence1", "sentence2")
@@ -156,6 +196,8 @@ class RTE(GlueTask):
 @register
 class STSB(GlueTask):
     name = "glue/stsb"
+    train_examples = 5_749
+    avg_tokens = 31
     hub_name = "stsb"
     kind = "regression"
     columns = ("sentence1", "sentence2", "label", "idx")
@@ -173,5 +215,7 @@ class GPT2MNLI(MNLI):
     -> ` entailment` / ` neutral` / ` contradiction`. Accuracy = the first generated word is the
     gold label word (greedy decoding, a few tokens suffice)."""
     name = "gpt2/mnli"
+    train_examples = 392_702
+    avg_tokens = 50
     kind = "generation"
     generation = {"num_beams": 1, "max_new_tokens": 4}

@@ -12,12 +12,15 @@ condition}}`; train 56,355 / validation 8,421 (App C), test 15,878.
   `execution_accuracy`, see `lora_repro.metrics.wikisql`. Scoring needs each example's table and
   gold query: `eval_items` references are `WikiSQLReference` strings (the human-readable SQL)
   that carry them, so `compute_metrics(predictions, [item.references for item in items])` works.
+- fixture rows: one small player table per row and three query templates (the question names the
+  selected column, aggregation and condition values); `phase` is 1 in train, 2 elsewhere.
 """
 from __future__ import annotations
 
-from ..metrics.wikisql import wikisql_scores
-from . import register
-from .base import EvalItem, Task, TaskConfigError
+import random
+
+from ..metrics.wikisql import AGG_OPS, Query, wikisql_scores
+from .base import EvalItem, Task, TaskConfigError, register
 
 
 class WikiSQLReference(str):
@@ -29,12 +32,21 @@ class WikiSQLReference(str):
         return obj
 
 
+_HEADER = ["Player", "Team", "Year", "Points"]
+_TYPES = ["text", "text", "real", "real"]
+_PLAYERS = ("Ann Lee", "Bo Chan", "Cy Dorn", "Di Ek", "Ed Fox", "Flo Gray")
+_TEAMS = ("Boston", "Denver", "Miami")
+
+
 @register
 class WikiSQL(Task):
     name = "wikisql"
+    train_examples = 56_355
+    avg_tokens = 180
     hub_path = "Salesforce/wikisql"
     hub_revision = "refs/convert/parquet"
     columns = ("phase", "question", "table", "sql")
+    nested_columns = ("table", "sql")
     kind = "generation"
     eval_splits = ("validation",)
     main_metric = "lf_accuracy"
@@ -63,3 +75,31 @@ class WikiSQL(Task):
                                       f"{type(ref).__name__}")
             golds.append((ref.table, ref.sql))
         return wikisql_scores([p.strip() for p in predictions], golds)
+
+    def fixture_rows(self, split: str, n: int, rng: random.Random) -> list[dict]:
+        phase = 1 if split == self.train_split else 2
+        rows = []
+        for i in range(n):
+            players = rng.sample(_PLAYERS, 4)
+            table_rows = [[p, rng.choice(_TEAMS), str(rng.randint(1990, 2010)), str(rng.randint(0, 40))]
+                          for p in players]
+            tid = f"1-{1000 + i}-{phase}"
+            table = {"header": _HEADER, "page_title": "Season statistics", "page_id": str(5000 + i), "types": _TYPES,
+                     "id": tid, "section_title": "Players", "caption": "Players", "rows": table_rows,
+                     "name": f"table_{tid.replace('-', '_')}"}
+            kind = rng.randrange(3)
+            if kind == 0:      # SELECT Team FROM table WHERE Player = x
+                q = Query(1, 0, ((0, 0, table_rows[rng.randrange(4)][0]),))
+                question = f"Which team does {q.conds[0][2]} play for?"
+            elif kind == 1:    # SELECT COUNT Player FROM table WHERE Team = x
+                q = Query(0, 3, ((1, 0, rng.choice(_TEAMS)),))
+                question = f"How many players play for {q.conds[0][2]}?"
+            else:              # SELECT MAX Points FROM table WHERE Team = x AND Year > y
+                q = Query(3, 1, ((1, 0, rng.choice(_TEAMS)), (2, 1, str(rng.randint(1990, 2005)))))
+                question = f"What is the most points for {q.conds[0][2]} after {q.conds[1][2]}?"
+            sql = {"human_readable": q.human_readable(_HEADER), "sel": q.sel, "agg": q.agg,
+                   "conds": {"column_index": [c for c, _, _ in q.conds], "operator_index": [o for _, o, _ in q.conds],
+                             "condition": [v for _, _, v in q.conds]}}
+            assert AGG_OPS[q.agg] in ("", "COUNT", "MAX")
+            rows.append({"phase": phase, "question": question, "table": table, "sql": sql})
+        return rows
