@@ -5,12 +5,15 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from tests import toy_tasks
+from tests.toy_tasks import toy_registered  # noqa: F401  (the fixture registers the toy tasks)
 from lora_repro import records
 from lora_repro.app import CONF_DIR
 from lora_repro.run import run
 from lora_repro.train.features import IGNORE, collate, encode_decoder, epoch_order
 from lora_repro.train.loop import token_loss
 from lora_repro.train.optim import make_optimizer
+
+pytestmark = pytest.mark.usefixtures("toy_registered")
 from lora_repro.train.optim import linear_schedule
 
 PEFT = "lora"

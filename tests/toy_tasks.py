@@ -90,13 +90,6 @@ def toy_registered():
         yield
 
 
-# LEGACY, to go once tests/test_train.py uses the `toy_registered` fixture: it selects `task.name=toy/sentiment`
-# and relies on importing this module to register the toy tasks for the rest of the session.
-for _cls in (ToySentiment, ToyDescribe):
-    if _cls.name not in TASKS:
-        register(_cls)
-
-
 def _write(directory: Path, split: str, rows: list[dict]) -> None:
     with open(directory / f"{split}.jsonl", "w") as f:
         for row in rows:
