@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..report.table1 import write_table1
-from ..train.precision import PRECISIONS
+from ..train.precision import PRECISIONS, resolve_precision
 from .latency import LATENCY_METHODS, PAPER_SHAPES, TINY_SHAPES, LatencySetting, measure_latency, runnable
 from .methods import TRAIN_METHODS, available, parse_method
 from .models import MODELS, PRESETS, TINY_SHAPE
@@ -31,7 +31,7 @@ def _log(msg: str) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when available)")
-    p.add_argument("--precision", choices=PRECISIONS, help="default: bf16 for train on CUDA, fp32 otherwise")
+    p.add_argument("--precision", choices=PRECISIONS, help="default for train: what trainer.precision=auto takes on the device (bf16 on a bf16 GPU, else fp32)")
     p.add_argument("--tiny", action="store_true", help="shrunk models and shapes: seconds on a CPU (not the paper's)")
     p.add_argument("--warmup", type=int, help="untimed steps/passes first")
     p.add_argument("--out", default="results/bench", help="directory of the JSON lines and summary.md")
@@ -41,7 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _train(args) -> int:
     device = _device(args.device)
-    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    precision = args.precision or resolve_precision("auto", device)
     if args.preset:
         names = list(PRESETS) if args.preset == ["all"] else args.preset
         bad = [n for n in names if n not in PRESETS]

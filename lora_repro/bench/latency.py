@@ -17,6 +17,7 @@ import torch
 
 from ..methods import METHODS, apply_method, capabilities, count_params, get_method
 from ..methods.arch import is_head_param
+from ..train.precision import compute_dtype
 from .measure import PeakMemory, released, summarize, time_calls
 from .methods import method_options
 from .models import build_model, meta_model
@@ -81,8 +82,7 @@ def _prepared(setting: LatencySetting, method: str, adapter_params: int, device:
                         p.normal_(std=0.01)
         elif "merge" in capabilities(name):
             get_method(name).merge(model)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[setting.precision]
-    return model.to(dtype).eval(), config
+    return model.to(compute_dtype(setting.precision)).eval(), config
 
 
 def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, adapter_params: int,

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .. import records
 from ..tasks import TASKS
 from . import compose as sweep
 
@@ -173,10 +174,10 @@ def summarize(jobs: Sequence[sweep.Job]) -> list[dict]:
                                         gpu_h=0.0, unknown=0))
         g["jobs"] += 1
         status = job.status
-        if status == "finished":
+        if status == records.STATUS_FINISHED:
             g["finished"] += 1
             continue
-        g["failed"] += status == "failed"
+        g["failed"] += status == records.STATUS_FAILED
         h = gpu_hours(c)
         if h is None:
             g["unknown"] += 1
@@ -201,7 +202,8 @@ def report(experiment: str, jobs: Sequence[sweep.Job], show_jobs: bool = False, 
               f"{g['failed']:>6} {est}", file=out)
     if show_jobs:
         for job in jobs:
-            print(f"  [{ {'finished': 'done', 'failed': 'FAIL'}.get(job.status, 'todo') }] {job.run_id} "
+            label = {records.STATUS_FINISHED: "done", records.STATUS_FAILED: "FAIL"}.get(job.status, "todo")
+            print(f"  [{label}] {job.run_id} "
                   f"{' '.join(job.overrides)}", file=out)
     return total_h
 
