@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from ..methods import METHODS, apply_method
+from ..models import arch_config, meta_model
 
-from ..paths import MODEL_CONFIGS_DIR as CONFIGS
 from ..paths import PAPER_DATA_DIR as PAPER
 TABLE_FILES = {2: "table2_glue.csv", 3: "table3_e2e.csv", 4: "table4_gpt3.csv"}
 MODEL_CONFIGS = {"RoBERTa-base": "roberta-base", "RoBERTa-large": "roberta-large", "DeBERTa-XXL": "deberta-v2-xxlarge",
@@ -158,13 +158,8 @@ def within_rounding(count: int, printed: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _template(config_name: str) -> torch.nn.Module:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
-    cfg = AutoConfig.from_pretrained(CONFIGS / f"{config_name}.json")
-    with torch.device("meta"):
-        if cfg.model_type == "gpt2":
-            return AutoModelForCausalLM.from_config(cfg)
-        cfg.num_labels = 2
-        return AutoModelForSequenceClassification.from_config(cfg)
+    """The architecture on the meta device, heads as every run gets them (encoders: 2 labels)."""
+    return meta_model(arch_config(config_name), num_labels=2)
 
 
 def count_row(model_name: str, method: dict) -> tuple[int, int]:
