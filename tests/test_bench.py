@@ -17,8 +17,7 @@ from lora_repro.bench.models import build_model
 from lora_repro.bench.throughput import ASSUMPTION, assumed_tokens_per_s, planner_tokens_per_s, table
 from lora_repro.methods import METHODS, lora_layers
 
-FIELDS = {"kind", "run_id", "model", "method", "impl", "batch", "seq", "precision", "tokens_per_s", "peak_mem_bytes",
-          "peak_mem_kind", "mean_ms", "std_ms", "trials", "device", "device_type", "torch", "transformers", "options"}
+FIELDS = {"kind", "run_id", "model", "method", "impl", "batch", "seq", "precision", "tokens_per_s", "mean_ms", "std_ms", "trials", "device", "device_type", "torch", "transformers", "options"}
 
 
 def lines(path):
@@ -85,9 +84,9 @@ def test_train_cli_writes_lines_and_summary(tmp_path, capsys):
     assert [r["impl"] for r in rows] == ["ours", "ours", "peft"]
     assert len({r["run_id"] for r in rows}) == 1
     for r in rows:
-        assert FIELDS <= set(r), FIELDS - set(r)
-        assert r["kind"] == "train" and r["tokens_per_s"] > 0 and r["peak_mem_bytes"] > 0
-        assert r["peak_mem_kind"] == "cpu_rss" and r["trials"] == 2 and (r["batch"], r["seq"]) == (2, 32)
+        assert FIELDS | {"peak_memory_bytes", "peak_memory_kind"} <= set(r), FIELDS - set(r)
+        assert r["kind"] == "train" and r["tokens_per_s"] > 0 and r["peak_memory_bytes"] > 0
+        assert r["peak_memory_kind"] == "cpu_rss" and r["trials"] == 2 and (r["batch"], r["seq"]) == (2, 32)
         assert r["model"] == "gpt2-medium-tiny" and r["tiny"] is True
     ft, lora, peft = rows
     assert lora["trainable_params"] < ft["trainable_params"] and peft["trainable_params"] < ft["trainable_params"]
@@ -219,3 +218,17 @@ def test_latency_lines_feed_the_project_table1():
     assert built["Fine-Tune/LoRA"]["ours_ms"] == 20.0 and built["Fine-Tune/LoRA"]["ours_method"] == "ft"
     assert built["AdapterH"]["ours_overhead_pct"] == pytest.approx(100 * (26.0 / 20.0 - 1))
     assert built["lora"]["section"] == "other" and built["lora"]["ours_overhead_pct"] == pytest.approx(0.5)
+
+
+def test_one_home_for_peak_memory_and_old_lines_still_read():
+    """train/measure.py holds both peaks; lines written before the rename (peak_mem_*) still summarize."""
+    from lora_repro.bench import measure as bench_measure
+    from lora_repro.train import measure
+    assert bench_measure.PeakMemory is measure.PeakMemory
+    import torch
+    with measure.PeakMemory(torch.device("cpu")) as peak:
+        torch.ones(1_000_000).sum()
+    assert peak.kind == "cpu_rss" and 0 < peak.bytes <= measure.peak_memory(torch.device("cpu"))[0]
+    old = [{"kind": "train", "run_id": "r", "method": m, "impl": "ours", "tokens_per_s": t, "step_ms_median": 1.0,
+            "peak_mem_bytes": b, "peak_mem_kind": "cuda"} for m, t, b in [("ft", 100.0, 4e9), ("lora", 150.0, 2e9)]]
+    assert report.train_ratios(old) == {"lora_over_ft_tokens_per_s": 1.5, "lora_over_ft_peak_mem": 0.5}

@@ -99,3 +99,10 @@ def test_cli_prints_the_csv(capsys):
 def test_cli_rejects_a_table_it_does_not_know():
     with pytest.raises(SystemExit):
         main(["--table", "5"])
+
+
+@pytest.mark.parametrize("t", sorted(EXPECTED))
+def test_a_methods_own_formula_equals_its_surgery_on_every_paper_row(tables, t):
+    """Methods declare the paper's closed-form count (adapters, prefix, LoRA); it agrees with real surgery."""
+    rows = [r for r in tables[t] if r["formula_params"] != ""]
+    assert rows and all(r["formula_params"] == r["trainable_params"] for r in rows)

@@ -87,7 +87,7 @@ def _train(args) -> int:
                 append_jsonl(path, row)
                 _log(f"{model} {batch}x{seq} {precision} {spec.label:<12} {ablation:<24} "
                      f"{row['tokens_per_s']:>10,.0f} tok/s  {row['step_ms_median']:8.1f} ms  "
-                     f"peak {row['peak_mem_bytes'] / 2**30:.2f} GiB ({row['peak_mem_kind']})")
+                     f"peak {row['peak_memory_bytes'] / 2**30:.2f} GiB ({row['peak_memory_kind']})")
     print(write_summary(args.out))
     return 0
 

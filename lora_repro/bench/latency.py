@@ -109,8 +109,8 @@ def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, 
             "adapter_params": trainable_paper,
             "tokens_per_s": batch * seq / (stats["mean_ms"] / 1e3),
             "mean_ms": stats["mean_ms"], "std_ms": stats["std_ms"], "median_ms": stats["median_ms"],
-            "trials": stats["trials"], "warmup": setting.warmup, "peak_mem_bytes": peak.bytes,
-            "peak_mem_kind": peak.kind, "options": {"attention": setting.attention}}
+            "trials": stats["trials"], "warmup": setting.warmup, "peak_memory_bytes": peak.bytes,
+            "peak_memory_kind": peak.kind, "options": {"attention": setting.attention}}
 
 
 def runnable(methods) -> list[str]:

@@ -1,26 +1,23 @@
 """The benchmarked models: the paper's architectures from `lora_repro/models/configs`, random init.
 
-Weights do not change speed or memory, so no download is needed. `tiny=True` shrinks the same architecture
-(2 layers, width 64) so that the whole benchmark runs on a CPU in seconds; shapes are then not the paper's.
+Weights do not change speed or memory, so no download is needed. Models are made by `lora_repro.models.build`
+(its head rule: GPT-2 a causal LM for E2E, encoders 2-label sequence classifiers for GLUE). `tiny=True` takes
+the project's one tiny shape (`lora_repro.models.TINY_OVERRIDES`) with a 512-token vocabulary, so that the
+whole benchmark runs on a CPU in seconds; shapes are then not the paper's. Bench's own choice: dropout off.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..paths import MODEL_CONFIGS_DIR as CONFIGS
+from ..models import arch_config, build, is_decoder_only
+
 MODELS = ("gpt2-medium", "gpt2-large", "roberta-base", "roberta-large", "deberta-v2-xxlarge")
-TINY = {
-    "gpt2": dict(n_embd=64, n_layer=2, n_head=2, vocab_size=512, n_positions=256),
-    "roberta": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                    vocab_size=512, max_position_embeddings=258),
-    "deberta-v2": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                       vocab_size=512, max_position_embeddings=256),
-}
+TINY_VOCAB = 512  # --tiny: a small vocabulary keeps embeddings and the LM head from dominating the tiny shape
+DROPOUT_KEYS = ("attn_pdrop", "embd_pdrop", "resid_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob")
+NUM_LABELS = 2
 
 
 @dataclass(frozen=True)
@@ -48,20 +45,12 @@ def check_model(name: str) -> None:
 
 
 def load_config(name: str, tiny: bool = False, attn_implementation: str | None = "sdpa"):
-    """The transformers config of a paper model (optionally shrunk), dropout off (it only adds noise here)."""
-    from transformers import AutoConfig
+    """The transformers config of a paper model (optionally tiny), dropout off (it only adds noise here)."""
     check_model(name)
-    values = json.loads((CONFIGS / f"{name}.json").read_text())
-    model_type = values.pop("model_type")
-    values.pop("architectures", None)
-    if tiny:
-        values.update(TINY[model_type])
-    config = AutoConfig.for_model(model_type, **values)
-    if model_type == "gpt2":
-        config.attn_pdrop = config.embd_pdrop = config.resid_pdrop = 0.0
-    else:
-        config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
-        config.num_labels = 2
+    config = arch_config(name, tiny=tiny, overrides={"vocab_size": TINY_VOCAB} if tiny else None)
+    for key in DROPOUT_KEYS:
+        if hasattr(config, key):
+            setattr(config, key, 0.0)
     if attn_implementation:
         config._attn_implementation = attn_implementation
     return config
@@ -69,23 +58,15 @@ def load_config(name: str, tiny: bool = False, attn_implementation: str | None =
 
 def build_model(name: str, tiny: bool = False, device: str | torch.device = "cpu", seed: int = 0,
                 attn_implementation: str = "sdpa") -> nn.Module:
-    """GPT-2 as a causal LM (E2E), encoders as 2-label sequence classifiers (GLUE); built on `device` directly."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    """The benchmarked model, built on `device` directly from torch's RNG seeded with `seed`."""
     config = load_config(name, tiny, attn_implementation)
     torch.manual_seed(seed)
-    cls = AutoModelForCausalLM if config.model_type == "gpt2" else AutoModelForSequenceClassification
-    with torch.device(device):
-        model = cls.from_config(config, attn_implementation=attn_implementation)
-    return model
+    return build(config, num_labels=NUM_LABELS, device=device, attn_implementation=attn_implementation)
 
 
 def meta_model(name: str, tiny: bool = False) -> nn.Module:
     """The architecture on the meta device: parameter counts without memory or time."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    config = load_config(name, tiny, None)
-    cls = AutoModelForCausalLM if config.model_type == "gpt2" else AutoModelForSequenceClassification
-    with torch.device("meta"):
-        return cls.from_config(config)
+    return build(load_config(name, tiny, None), num_labels=NUM_LABELS, device="meta")
 
 
 def random_batch(model: nn.Module, batch: int, seq: int, device: str | torch.device, seed: int = 0) -> dict:
@@ -94,7 +75,7 @@ def random_batch(model: nn.Module, batch: int, seq: int, device: str | torch.dev
     vocab = model.config.vocab_size
     ids = torch.randint(5, vocab, (batch, seq), generator=g)
     out = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    if model.config.model_type == "gpt2":
+    if is_decoder_only(model.config):
         out["labels"] = ids.clone()
     else:
         out["labels"] = torch.randint(0, model.config.num_labels, (batch,), generator=g)

@@ -42,12 +42,20 @@ def append_jsonl(path: str | Path, row: dict) -> None:
         f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
+_RENAMED = {"peak_mem_bytes": "peak_memory_bytes", "peak_mem_kind": "peak_memory_kind"}  # lines before the rename
+
+
+def upgrade(row: dict) -> dict:
+    """A bench line in today's names (lines written before the peak-memory rename say peak_mem_*)."""
+    return {_RENAMED.get(k, k): v for k, v in row.items() if not (k in _RENAMED and _RENAMED[k] in row)}
+
+
 def read_jsonl(directory: str | Path) -> list[dict]:
     rows = []
     for path in sorted(Path(directory).glob("*.jsonl")):
         for line in path.read_text().splitlines():
             if line.strip():
-                rows.append(json.loads(line))
+                rows.append(upgrade(json.loads(line)))
     return rows
 
 
@@ -66,12 +74,12 @@ def _options_label(options: dict) -> str:
 def merge_repeats(rows: list[dict]) -> list[dict]:
     """One row per (method, impl, ablation): the median tokens/s, step time and peak memory over its repeats."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
+    for r in map(upgrade, rows):
         groups[(r["method"], r["impl"], r.get("ablation", "all_on"))].append(r)
     out = []
     for group in groups.values():
         merged = dict(group[0])
-        for key in ("tokens_per_s", "step_ms_median", "peak_mem_bytes"):
+        for key in ("tokens_per_s", "step_ms_median", "peak_memory_bytes"):
             merged[key] = statistics.median(r[key] for r in group)
         merged["repeats"] = len(group)
         out.append(merged)
@@ -85,10 +93,10 @@ def train_ratios(rows: list[dict]) -> dict[str, float]:
     out = {}
     if "lora" in by and "ft" in by:
         out["lora_over_ft_tokens_per_s"] = by["lora"]["tokens_per_s"] / by["ft"]["tokens_per_s"]
-        out["lora_over_ft_peak_mem"] = by["lora"]["peak_mem_bytes"] / by["ft"]["peak_mem_bytes"]
+        out["lora_over_ft_peak_mem"] = by["lora"]["peak_memory_bytes"] / by["ft"]["peak_memory_bytes"]
     if "lora" in by and "peft_lora" in by:
         out["ours_over_peft_tokens_per_s"] = by["lora"]["tokens_per_s"] / by["peft_lora"]["tokens_per_s"]
-        out["ours_over_peft_peak_mem"] = by["lora"]["peak_mem_bytes"] / by["peft_lora"]["peak_mem_bytes"]
+        out["ours_over_peft_peak_mem"] = by["lora"]["peak_memory_bytes"] / by["peft_lora"]["peak_memory_bytes"]
     return out
 
 
@@ -105,18 +113,19 @@ def latency_overheads(rows: list[dict]) -> dict[tuple[int, int], dict[str, float
 
 
 def _train_section(rows: list[dict]) -> list[str]:
+    rows = [upgrade(r) for r in rows]
     first = rows[0]
     merged = merge_repeats(rows)
     repeats = max(r["repeats"] for r in merged)
     lines = [f"Training step (forward + backward + AdamW), {first['model']}, "
              f"batch {first['batch']} x seq {first['seq']}, {first['precision']}, median of {first['trials']} steps "
              f"after {first['warmup']} warmup{f', median over {repeats} interleaved repeats' if repeats > 1 else ''}; "
-             f"peak memory: {first['peak_mem_kind']}.", "",
+             f"peak memory: {first['peak_memory_kind']}.", "",
              "| method | impl | fast paths | trainable | tokens/s | step ms (median) | peak mem GiB |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for r in merged:
         lines.append(f"| {r['method']} | {r['impl']} | {r.get('ablation', 'all_on')} | {r['trainable_params']:,} | "
-                     f"{r['tokens_per_s']:,.0f} | {r['step_ms_median']:.1f} | {_gib(r['peak_mem_bytes'])} |")
+                     f"{r['tokens_per_s']:,.0f} | {r['step_ms_median']:.1f} | {_gib(r['peak_memory_bytes'])} |")
     ratios = train_ratios(rows)
     if ratios:
         lines += ["", "Ratios (same run): " + "; ".join(f"{k} = {v:.2f}" for k, v in ratios.items())]
@@ -128,7 +137,7 @@ def _train_section(rows: list[dict]) -> list[str]:
             ref = on.get(r["method"])
             if ref:
                 lines.append(f"- {r['method']} {r['ablation']}: {_ratio(ref['tokens_per_s'], r['tokens_per_s'])}x "
-                             f"tokens/s, peak memory {_ratio(ref['peak_mem_bytes'], r['peak_mem_bytes'])}x")
+                             f"tokens/s, peak memory {_ratio(ref['peak_memory_bytes'], r['peak_memory_bytes'])}x")
     return lines
 
 

@@ -12,7 +12,8 @@ import torch
 
 from ..train.optim import make_optimizer
 from ..train.precision import autocast, prepare_model_for_training
-from .measure import PeakMemory, released, summarize, time_calls
+from ..train.measure import PeakMemory
+from .measure import released, summarize, time_calls
 from .methods import MethodSpec, apply_spec, trainable_and_total
 from .models import build_model, random_batch
 
@@ -81,6 +82,6 @@ def measure_train(setting: TrainSetting, spec: MethodSpec, fast: FastPaths, devi
             "tokens_per_s": setting.batch * setting.seq / (stats["median_ms"] / 1e3),
             "step_ms_median": stats["median_ms"], "mean_ms": stats["mean_ms"], "std_ms": stats["std_ms"],
             "trials": stats["trials"], "warmup": setting.warmup,
-            "peak_mem_bytes": peak.bytes, "peak_mem_kind": peak.kind,
+            "peak_memory_bytes": peak.bytes, "peak_memory_kind": peak.kind,
             "trainable_params": trainable, "total_params": total, "final_loss": loss,
             "options": asdict(fast)}

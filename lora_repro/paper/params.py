@@ -1,4 +1,4 @@
-"""`lora-repro params --table {2,3,4}`: exact trainable-parameter counts of every row of the paper's
+"""`lora-repro params --table {2,3,4}`: exact trainable-parameter counts (and the method's own formula, where it has one) of every row of the paper's
 Tables 2 (GLUE), 3 (E2E) and 4 (GPT-3), next to the figure the paper prints.
 
 Each count comes from real model surgery, not from a formula: the architecture is built from
@@ -19,32 +19,29 @@ import sys
 
 import torch
 
-from ..methods import METHODS, apply_method
-from ..paths import MODEL_CONFIGS_DIR as CONFIGS
+from ..methods import apply_method, paper_params
+from ..models import arch_config, meta_model
 # the rows' settings live in the torch-free rows.py; re-exported here for callers of the counts
 from .rows import MODEL_CONFIGS, ROWS, TABLE_FILES, Row, paper_rows, row_key, within_rounding  # noqa: F401
 
 HEADER = ["model", "method", "setting", "trainable_params", "paper_trainable_params", "note",
-          "trainable_params_with_head"]
+          "trainable_params_with_head", "formula_params"]
 
 
 @functools.lru_cache(maxsize=None)
 def _template(config_name: str) -> torch.nn.Module:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
-    cfg = AutoConfig.from_pretrained(CONFIGS / f"{config_name}.json")
-    with torch.device("meta"):
-        if cfg.model_type == "gpt2":
-            return AutoModelForCausalLM.from_config(cfg)
-        cfg.num_labels = 2
-        return AutoModelForSequenceClassification.from_config(cfg)
+    """The architecture on the meta device, heads as every run gets them (encoders: 2 labels)."""
+    return meta_model(arch_config(config_name), num_labels=2)
 
 
-def count_row(model_name: str, method: dict) -> tuple[int, int]:
-    """(paper count, count incl. task head) for a method config on a meta-device model."""
+def count_row(model_name: str, method: dict) -> tuple[int, int, int | None]:
+    """(paper count, count incl. task head, the method's own closed-form count or None) for a method config on a
+    meta-device model."""
     model = copy.deepcopy(_template(MODEL_CONFIGS[model_name]))
+    formula = paper_params(model, method)      # before surgery: the formula reads the base architecture
     with torch.device("meta"):
         report = apply_method(model, method)
-    return report.params.trainable_paper, report.params.trainable
+    return report.params.trainable_paper, report.params.trainable, formula
 
 
 def setting(method: dict) -> str:
@@ -60,16 +57,11 @@ def table(table: int) -> list[dict]:
         if key not in ROWS:
             raise KeyError(f"table {table}: no setting for paper row {key}")
         spec = ROWS[key]
-        if spec.method["name"] not in METHODS:
-            count = with_head = ""
-            note = f"method {spec.method['name']!r} is not available in this checkout"
-        else:
-            count, with_head = count_row(paper["model"], spec.method)
-            note = spec.note
+        count, with_head, formula = count_row(paper["model"], spec.method)
         out.append({"model": paper["model"], "method": paper["method"] + (paper.get("marker") or "").replace("*", ""),
                     "setting": setting(spec.method), "trainable_params": count,
-                    "paper_trainable_params": paper["trainable_params"], "note": note,
-                    "trainable_params_with_head": with_head})
+                    "paper_trainable_params": paper["trainable_params"], "note": spec.note,
+                    "trainable_params_with_head": with_head, "formula_params": "" if formula is None else formula})
     return out
 
 

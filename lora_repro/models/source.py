@@ -1,0 +1,42 @@
+"""Where a model's config and weights come from: a config JSON of `lora_repro/models/configs/` (or a path),
+a hub id, a local checkpoint dir, or `package:<python package>/<subdir>`."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from ..paths import MODEL_CONFIGS_DIR
+
+
+class ModelConfigError(ValueError):
+    """A model config that names no usable source; the message names the key and value."""
+
+
+def resolve_source(spec: str) -> str:
+    """`package:<pkg>/<subdir>` -> that folder of the installed package; anything else unchanged."""
+    if not isinstance(spec, str) or not spec.startswith("package:"):
+        return spec
+    pkg, _, sub = spec[len("package:"):].partition("/")
+    found = importlib.util.find_spec(pkg)
+    if found is None or not found.submodule_search_locations:
+        raise ModelConfigError(f"model source {spec!r}: python package {pkg!r} is not installed")
+    path = Path(list(found.submodule_search_locations)[0]) / sub
+    if not path.exists():
+        raise ModelConfigError(f"model source {spec!r}: {str(path)!r} does not exist")
+    return str(path)
+
+
+def arch_names() -> list[str]:
+    """The architecture configs shipped in `lora_repro/models/configs/`."""
+    return sorted(p.stem for p in MODEL_CONFIGS_DIR.glob("*.json"))
+
+
+def arch_values(name: str | Path) -> dict:
+    """The keys of an architecture config JSON: a name in `lora_repro/models/configs/` or a path."""
+    path = Path(name)
+    if path.suffix != ".json":
+        path = MODEL_CONFIGS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ModelConfigError(f"model.arch_config={str(name)!r}: no such config file; known names: {arch_names()}")
+    return json.loads(path.read_text())
