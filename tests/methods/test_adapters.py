@@ -1,0 +1,161 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from lora_repro.methods import MethodConfigError, apply_method, count_params
+from lora_repro.methods.arch import blocks, is_head_param
+
+from tests.helpers import BLOCKS, tiny_batch, tiny_model
+
+D, L, R = 32, 3, 4  # tiny models: hidden 32, 3 blocks; bottleneck used below
+PER_ADAPTER = 2 * D * R + R + D
+ADAPTERS = {  # method config -> paper-formula count L̂_Adpt·(2dr + r + d) + 2·L̂_LN·d
+    "adapter_h": ({"name": "adapter_h", "r": R}, 2 * L * PER_ADAPTER),
+    "adapter_p": ({"name": "adapter_p", "r": R}, L * PER_ADAPTER),
+    "adapter_l": ({"name": "adapter_l", "r": R}, L * PER_ADAPTER + 2 * L * D),
+    "adapter_d": ({"name": "adapter_d", "r": R, "drop": 1}, 2 * (L - 1) * PER_ADAPTER),
+    "adapter_d_pfeiffer": ({"name": "adapter_d", "r": R, "drop": 2, "base": "pfeiffer"}, 1 * PER_ADAPTER),
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def adapter(request):
+    return ADAPTERS[request.param]
+
+
+def _loss(model, arch_type, batch):
+    out = model(**batch)
+    if arch_type == "gpt2":
+        return out.logits.pow(2).mean()
+    return out.logits.sum()
+
+
+def test_counts_follow_the_paper_formula_and_only_adapters_train(arch_type, adapter):
+    cfg, expected = adapter
+    model = tiny_model(arch_type, layers=BLOCKS)
+    rep = apply_method(model, cfg)
+    assert rep.params.trainable_paper == expected
+    for name, p in model.named_parameters():
+        assert p.requires_grad == (".adapter." in name or is_head_param(model, name)), name
+    assert rep.params.total == count_params(model).total
+
+
+def test_adapters_start_as_the_identity(arch_type, adapter):
+    base = tiny_model(arch_type, layers=BLOCKS)
+    model = copy.deepcopy(base)
+    apply_method(model, adapter[0])
+    batch = tiny_batch(arch_type)
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, base(**batch).logits)
+
+
+def test_gradients_and_one_step_touch_only_trainable_params(arch_type, adapter):
+    model = tiny_model(arch_type, layers=BLOCKS)
+    apply_method(model, adapter[0])
+    model.train()
+    batch = tiny_batch(arch_type)
+    _loss(model, arch_type, batch).backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+    ups = [p for n, p in model.named_parameters() if n.endswith("adapter.up.weight")]
+    assert ups and all(p.grad.abs().sum() > 0 for p in ups)  # the zero-initialised side receives gradient
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2).step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed <= trainable
+    assert any(".adapter.up." in n for n in changed)
+
+    model.eval()
+    base = tiny_model(arch_type, layers=BLOCKS)
+    with torch.no_grad():
+        assert not torch.allclose(model(**batch).logits, base(**batch).logits)
+
+
+def test_adapter_names_and_base_keys_unchanged(arch_type):
+    base = tiny_model(arch_type, layers=BLOCKS)
+    model = copy.deepcopy(base)
+    apply_method(model, {"name": "adapter_h", "r": R})
+    keys = set(model.state_dict())
+    assert set(base.state_dict()) <= keys  # base weights keep their keys
+    new = keys - set(base.state_dict())
+    assert new and all(".adapter.down." in k or ".adapter.up." in k for k in new)
+    prefix = {"roberta": "roberta.encoder.layer.0.attention.output.dense",
+              "bert": "bert.encoder.layer.0.attention.output.dense",
+              "deberta-v2": "deberta.encoder.layer.0.attention.output.dense",
+              "gpt2": "transformer.h.0.attn.c_proj"}[arch_type]
+    assert f"{prefix}.adapter.down.weight" in keys and f"{prefix}.adapter.up.bias" in keys
+    # a state dict of the adapted model loads into a fresh adapted model (adapter-only checkpoints work)
+    other = copy.deepcopy(base)
+    apply_method(other, {"name": "adapter_h", "r": R})
+    other.load_state_dict(model.state_dict())
+
+
+def test_adapter_l_has_its_own_layernorm_and_sits_on_the_block_output(arch_type):
+    model = tiny_model(arch_type, layers=BLOCKS)
+    apply_method(model, {"name": "adapter_l", "r": R})
+    for block in blocks(model):
+        assert isinstance(block.adapter.layernorm, nn.LayerNorm)
+
+
+def test_adapter_d_leaves_the_lowest_blocks_alone(arch_type):
+    model = tiny_model(arch_type, layers=BLOCKS)
+    apply_method(model, {"name": "adapter_d", "r": R, "drop": 2})
+    with_adapter = [i for i, b in enumerate(blocks(model)) if any(".adapter." in n for n, _ in b.named_parameters())]
+    assert with_adapter == [2]
+
+
+def test_houlsby_train_layernorm_adds_the_block_layernorms(arch_type):
+    model = tiny_model(arch_type, layers=BLOCKS)
+    rep = apply_method(model, {"name": "adapter_h", "r": R, "train_layernorm": True})
+    ln = sum(p.numel() for b in blocks(model) for m in b.modules() if isinstance(m, nn.LayerNorm)
+             for p in m.parameters())
+    assert rep.params.trainable_paper == 2 * L * PER_ADAPTER + ln
+    assert ln == L * 2 * 2 * D  # two LayerNorms of weight+bias per block
+
+
+def test_layers_option_picks_blocks(arch_type):
+    model = tiny_model(arch_type, layers=BLOCKS)
+    rep = apply_method(model, {"name": "adapter_p", "r": R, "layers": [0, 2]})
+    assert rep.params.trainable_paper == 2 * PER_ADAPTER
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"name": "adapter_h", "r": 0}, r"r=0"),
+    ({"name": "adapter_h", "r": "8"}, r"r='8'"),
+    ({"name": "adapter_p", "r": 2.5}, r"r=2.5"),
+    ({"name": "adapter_l", "nonlinearity": "sigmoid"}, r"nonlinearity='sigmoid'.*relu"),
+    ({"name": "adapter_h", "init_scale": 0}, r"init_scale=0"),
+    ({"name": "adapter_h", "train_layernorm": "yes"}, r"train_layernorm='yes'"),
+    ({"name": "adapter_p", "layers": [0, 3]}, r"layers=\[0, 3\].*\[0, 2\]"),
+    ({"name": "adapter_p", "layers": []}, r"layers=\[\]"),
+    ({"name": "adapter_d", "drop": 3}, r"drop=3.*\[0, 2\]"),
+    ({"name": "adapter_d", "drop": -1}, r"drop=-1"),
+    ({"name": "adapter_d", "base": "lin"}, r"base='lin'.*houlsby"),
+    ({"name": "adapter_d", "layers": [1]}, r"unknown option.*layers"),
+])
+def test_bad_options_fail_before_any_change(cfg, match):
+    model = tiny_model("roberta", layers=BLOCKS)
+    before = copy.deepcopy(model.state_dict())
+    grads = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(MethodConfigError, match=match):
+        apply_method(model, cfg)
+    assert model.state_dict().keys() == before.keys()
+    assert [p.requires_grad for p in model.parameters()] == grads
+
+
+def test_a_second_adapter_method_is_refused():
+    model = tiny_model("bert", layers=BLOCKS)
+    apply_method(model, {"name": "adapter_p", "r": R})
+    with pytest.raises(MethodConfigError, match="already has an adapter"):
+        apply_method(model, {"name": "adapter_h", "r": R})
+
+
+def test_adapters_build_on_the_meta_device():
+    model = tiny_model("gpt2", layers=BLOCKS).to("meta")
+    rep = apply_method(model, {"name": "adapter_h", "r": R})
+    assert rep.params.trainable_paper == 2 * L * PER_ADAPTER
+    assert all(p.is_meta for p in model.parameters())
