@@ -12,10 +12,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tables": ("lora_repro.report", "rebuild the paper's Tables 1-6 (md/csv/tex) from results/runs and results/bench"),
     "plots": ("lora_repro.report.plots", "rank-sweep and parameter-budget figures from results/runs"),
     "plan": ("lora_repro.sweeps.plan", "a preset's runs, how many are finished or failed, estimated GPU-hours"),
-    "bench": ("lora_repro.bench.cli", "speed and memory: training tokens/s + peak memory per method (ours vs PEFT), Table 1 latency"),
-    "validate": ("lora_repro.sweeps.guard", "validate every job of a sweep (e.g. +experiment=table2 seed=1,2) without launching"),
+    "bench": ("lora_repro.bench.cli",
+              "speed and memory: training tokens/s + peak memory per method (ours vs PEFT), Table 1 latency"),
+    "validate": ("lora_repro.sweeps.guard",
+                 "validate every job of a sweep (e.g. +experiment=table2 seed=1,2) without launching"),
     "faults": ("tools/faults.py", "fault-injection suite (a checkout's tools/): kill/crash/corrupt runs and sweeps"),
-    "analyze": ("lora_repro.analysis.cli", "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
+    "analyze": ("lora_repro.analysis.cli",
+                "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
     "fixture": ("lora_repro.tasks.fixtures", "write a task's fixture data (hub schema) to a directory"),
 }
 

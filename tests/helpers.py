@@ -164,7 +164,8 @@ def app(args, **env):
 def assert_wandb_agrees(rec, results_dir):
     from lora_repro.run.wandb_logger import read_offline_run
 
-    runs = [p for p in (Path(results_dir) / "wandb").glob("offline-run-*") if read_offline_run(p)["name"] == rec["run_id"]]
+    runs = [p for p in (Path(results_dir) / "wandb").glob("offline-run-*")
+            if read_offline_run(p)["name"] == rec["run_id"]]
     assert len(runs) == 1, list((Path(results_dir) / "wandb").glob("*"))
     wb = read_offline_run(runs[0])
     summary = wb["summary"]

@@ -6,7 +6,6 @@ import contextlib
 import random
 
 import pytest
-import torch
 from torch import nn
 
 from lora_repro import records

@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:   # run from a checkout: the package beside this f
     sys.path.insert(0, str(REPO))
 
 from lora_repro import paths, records  # noqa: E402
+
 PACE_S = 0.05          # a paced run sleeps this long per micro-batch, so a kill lands mid-epoch
 BATCHES_PER_EPOCH = 8  # 32 fixture examples, batch 4
 MARK = "fault-batch"
@@ -95,8 +96,8 @@ def finished(results: Path, run_id: str) -> dict | None:
 
 
 def adapter_equal(a: dict, b: dict) -> bool:
-    from safetensors.torch import load_file
     import torch
+    from safetensors.torch import load_file
 
     x, y = load_file(f"{a['adapter_dir']}/adapter.safetensors"), load_file(f"{b['adapter_dir']}/adapter.safetensors")
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)

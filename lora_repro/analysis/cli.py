@@ -101,8 +101,9 @@ def cmd_amplification(args) -> int:
     md = table7_markdown(rows, args.table_layer, with_paper=not args.no_paper)
     md_path = Path(args.out) / f"{stem}.md"
     md_path.write_text("Paper Table 7: ||UᵀWVᵀ||_F with U, V the top-r singular directions of ΔW, of W, or of "
-                       "a random matrix; amplification factor = ||ΔW||_F / ||UᵀWVᵀ||_F (ΔW directions). Layers are 0-based; the "
-                       "paper's factors are recomputed from its rounded norms (its text says 21.5 and 'around 2').\n\n" + md)
+                       "a random matrix; amplification factor = ||ΔW||_F / ||UᵀWVᵀ||_F (ΔW directions). "
+                       "Layers are 0-based; the paper's factors are recomputed from its rounded norms "
+                       "(its text says 21.5 and 'around 2').\n\n" + md)
     print(md)
     print(f"wrote {csv_path}\nwrote {md_path}")
     return 0
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default=None, help="pretrained model (hub name or local dir); default: base_model "
                                                 "of adapter_config.json")
     p.add_argument("--table-layer", type=int, default=None,
-                   help="layer shown in the markdown table (default: the middle adapted layer, as the paper's 48 of 96)")
+                   help="layer shown in the markdown table "
+                        "(default: the middle adapted layer, as the paper's 48 of 96)")
     p.add_argument("--no-paper", action="store_true", help="leave the paper's GPT-3 rows out of the table")
     common(p)
     p.set_defaults(func=cmd_amplification)

@@ -12,8 +12,8 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..paths import paper_csv
 from ..methods import methods_with
+from ..paths import paper_csv
 from .adapters import LOW_RANK, AnalysisError, has_low_rank_factors, method_name
 
 PAPER_TABLE6 = paper_csv("table6_rank.csv")

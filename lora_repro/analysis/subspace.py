@@ -51,7 +51,8 @@ def compare_runs(run_a: LoraRun, run_b: LoraRun, layers: list[int] | None = None
                                ("target", targets, set(run_a.targets) | set(run_b.targets))):
         unknown = sorted(set(wanted or ()) - have, key=str)
         if unknown:
-            raise AnalysisError(f"{name}(s) {unknown} are not adapted in either run; available: {sorted(have, key=str)}")
+            raise AnalysisError(f"{name}(s) {unknown} are not adapted in either run; "
+                                f"available: {sorted(have, key=str)}")
     if layers is not None or targets is not None:
         keep = lambda k: (layers is None or k[0] in layers) and (targets is None or k[1] in targets)  # noqa: E731
         keys_a, keys_b = {k for k in keys_a if keep(k)}, {k for k in keys_b if keep(k)}

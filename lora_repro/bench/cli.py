@@ -31,7 +31,9 @@ def _log(msg: str) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when available)")
-    p.add_argument("--precision", choices=PRECISIONS, help="default for train: what trainer.precision=auto takes on the device (bf16 on a bf16 GPU, else fp32)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="default for train: what trainer.precision=auto takes on the device "
+                        "(bf16 on a bf16 GPU, else fp32)")
     p.add_argument("--tiny", action="store_true", help="shrunk models and shapes: seconds on a CPU (not the paper's)")
     p.add_argument("--warmup", type=int, help="untimed steps/passes first")
     p.add_argument("--out", default="results/bench", help="directory of the JSON lines and summary.md")
@@ -162,7 +164,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--methods", nargs="+", help=f"methods, e.g. lora:r=8,alpha=16 (default: {' '.join(TRAIN_METHODS)})")
     t.add_argument("--repeat", type=int, default=1,
                    help="measure every method this many times, interleaved (the summary takes the median)")
-    t.add_argument("--ablate", action="store_true", help="also LoRA with each fast path switched off in turn (and torch.compile on, on CUDA)")
+    t.add_argument("--ablate", action="store_true",
+                   help="also LoRA with each fast path switched off in turn (and torch.compile on, on CUDA)")
     t.add_argument("--no-frozen-low-precision", action="store_true", help="keep frozen weights fp32 (classic AMP)")
     t.add_argument("--optimizer", default="auto", choices=("auto", "fused", "foreach", "loop"))
     t.add_argument("--attention", default="sdpa", choices=("sdpa", "eager"))
@@ -174,7 +177,8 @@ def parser() -> argparse.ArgumentParser:
     la.add_argument("--model", default="gpt2-medium", choices=MODELS)
     la.add_argument("--trials", type=int, help="timed forward passes (default 100; 10 with --tiny)")
     la.add_argument("--shape", type=_parse_shape, action="append",
-                    help="BATCHxSEQ:ADAPTER_PARAMS, repeatable (default: Table 1's 32x512:5e5 16x256:1.1e7 1x128:1.1e7)")
+                    help="BATCHxSEQ:ADAPTER_PARAMS, repeatable "
+                         "(default: Table 1's 32x512:5e5 16x256:1.1e7 1x128:1.1e7)")
     la.add_argument("--methods", nargs="+", help=f"subset of {', '.join(LATENCY_METHODS)}")
     la.add_argument("--attention", default="sdpa", choices=("sdpa", "eager"))
     la.add_argument("--tables", default="results/tables", help="where table1.md goes")

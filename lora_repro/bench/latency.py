@@ -93,14 +93,16 @@ def measure_latency(setting: LatencySetting, method: str, batch: int, seq: int, 
         g = torch.Generator().manual_seed(setting.seed)
         ids = torch.randint(5, model.config.vocab_size, (batch, seq), generator=g).to(device)
 
+        # model and ids are bound as defaults (not closed over), so `del forward, model, ids` below drops every
+        # reference to them before released() cleans up
         @torch.inference_mode()
-        def forward():
+        def forward(model=model, ids=ids):
             return model(input_ids=ids, use_cache=False)
 
         with PeakMemory(device) as peak:
             times = time_calls(forward, device, setting.warmup, setting.trials)
         trainable_paper = count_params(model).trainable_paper if method in ADAPTERS else None
-        del model, ids
+        del forward, model, ids
     stats = summarize(times)
     model_name = setting.model + ("-tiny" if setting.tiny else "")  # tiny lines never pass for the real model
     return {"kind": "latency", "model": model_name, "tiny": setting.tiny, "method": method,

@@ -38,7 +38,8 @@ class MethodSpec:
     def label(self) -> str:
         if not self.options:
             return self.name
-        return self.name + ":" + ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.options.items())
+        return self.name + ":" + ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}"
+                                          for k, v in self.options.items())
 
 
 def _value(text: str):

@@ -29,7 +29,7 @@ ASSUMPTION = ("assumption: FLOP model (6N FT / 4N frozen body + attention) at {f
               "on one H100, not measured")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def matmul_params(model_name: str) -> tuple[int, int, int]:
     """(parameters in per-token matmuls, layers, d_model) of the architecture (meta model of `models.build`)."""
     model = meta_model(model_name)

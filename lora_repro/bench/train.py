@@ -1,8 +1,8 @@
 """Training-step throughput and peak memory of each method on one model shape.
 
-One step = forward, backward and optimizer update, with the fast paths of `lora_repro.train.precision` and `.optim` switched by
-`FastPaths`. Every method gets a fresh model from the same seed; the timed steps follow untimed warmup steps
-(allocator, cuDNN/cuBLAS heuristics, compile); tokens/s = batch * seq / median step time.
+One step = forward, backward and optimizer update, with the fast paths of `lora_repro.train.precision` and
+`.optim` switched by `FastPaths`. Every method gets a fresh model from the same seed; the timed steps follow
+untimed warmup steps (allocator, cuDNN/cuBLAS heuristics, compile); tokens/s = batch * seq / median step time.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from ..train.measure import PeakMemory
 from ..train.optim import make_optimizer
 from ..train.precision import autocast, prepare_model_for_training
-from ..train.measure import PeakMemory
 from .measure import released, summarize, time_calls
 from .methods import MethodSpec, apply_spec, trainable_and_total
 from .models import build_model, random_batch
@@ -26,7 +26,7 @@ class FastPaths:
     attention: str = "sdpa"             # sdpa | eager
     compile: bool = False               # torch.compile the model
 
-    def ablations(self, with_compile: bool = False) -> dict[str, "FastPaths"]:
+    def ablations(self, with_compile: bool = False) -> dict[str, FastPaths]:
         """all_on, then each fast path off in turn; torch.compile (off by default) switched the other way."""
         out = {"all_on": self,
                "no_frozen_low_precision": replace(self, frozen_low_precision=False),
@@ -62,7 +62,9 @@ def measure_train(setting: TrainSetting, spec: MethodSpec, fast: FastPaths, devi
         batch = random_batch(model, setting.batch, setting.seq, device, setting.seed)
         trainable, total = trainable_and_total(model)
 
-        def step():
+        # bound as defaults (not closed over), so `del step, ...` below drops every reference to them before
+        # released() cleans up
+        def step(runner=runner, batch=batch, optimizer=optimizer):
             with autocast(device, setting.precision):
                 loss = runner(**batch).loss
             loss.backward()
@@ -73,7 +75,7 @@ def measure_train(setting: TrainSetting, spec: MethodSpec, fast: FastPaths, devi
         with PeakMemory(device) as peak:
             times = time_calls(step, device, setting.warmup, setting.steps)
         loss = float(step().detach())
-        del model, runner, optimizer, batch
+        del step, model, runner, optimizer, batch
     stats = summarize(times)
     model_name = setting.model + ("-tiny" if setting.tiny else "")  # tiny lines never pass for the real model
     return {"kind": "train", "model": model_name, "tiny": setting.tiny, "method": spec.name,

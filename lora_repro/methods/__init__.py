@@ -12,9 +12,26 @@ import importlib
 import pkgutil
 
 from .arch import CANONICAL_TARGETS, UnsupportedModelError, available_sites, get_arch, layer_of
-from .base import (CAPABILITIES, METHODS, AdapterLoadError, LowRankFactor, Method, MethodConfigError, MethodReport,
-                   ParamCount, UnsupportedCapabilityError, apply_method, capabilities, count_params, get_method,
-                   methods_with, paper_params, register, resolve_config, unregister)
+from .base import (
+    CAPABILITIES,
+    METHODS,
+    AdapterLoadError,
+    LowRankFactor,
+    Method,
+    MethodConfigError,
+    MethodReport,
+    ParamCount,
+    UnsupportedCapabilityError,
+    apply_method,
+    capabilities,
+    count_params,
+    get_method,
+    methods_with,
+    paper_params,
+    register,
+    resolve_config,
+    unregister,
+)
 
 
 def _import_all(package: str, path) -> list[str]:

@@ -176,7 +176,8 @@ def _plain(cfg: Any) -> dict:
             from omegaconf import OmegaConf
             cfg = OmegaConf.to_container(cfg, resolve=True)
         except Exception as e:  # noqa: BLE001
-            raise MethodConfigError(f"method config must be a mapping or a method name, got {type(cfg).__name__}") from e
+            raise MethodConfigError(
+                f"method config must be a mapping or a method name, got {type(cfg).__name__}") from e
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(cfg).items()}
 
 

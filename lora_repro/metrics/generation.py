@@ -183,8 +183,8 @@ def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]], bet
     total = 0.0
     for hyp, rs in zip(hyps, refs):
         lcs = [_lcs(r, hyp) for r in rs]
-        p = max((l / len(hyp) if hyp else 0.0) for l in lcs)
-        r = max((l / len(ref) if ref else 0.0) for l, ref in zip(lcs, rs))
+        p = max((length / len(hyp) if hyp else 0.0) for length in lcs)
+        r = max((length / len(ref) if ref else 0.0) for length, ref in zip(lcs, rs))
         if p > 0 and r > 0:
             total += (1 + beta ** 2) * p * r / (r + beta ** 2 * p)
     return 100.0 * total / len(hyps)

@@ -37,7 +37,7 @@ class Query:
         return text
 
     @classmethod
-    def from_hub(cls, sql: dict) -> "Query":
+    def from_hub(cls, sql: dict) -> Query:
         """From the hub's `sql` field; `conds` may be a dict of lists (datasets Sequence) or a list of dicts."""
         conds = sql.get("conds") or {}
         if isinstance(conds, dict):

@@ -19,8 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .build import (arch_config, build, config_from_values, head_class, is_decoder_only, max_positions,
-                    meta_model, task_num_labels)
+from .build import (
+    arch_config,
+    build,
+    config_from_values,
+    head_class,
+    is_decoder_only,
+    max_positions,
+    meta_model,
+    task_num_labels,
+)
 from .source import ModelConfigError, arch_names, arch_values, resolve_source
 from .tiny import TINY_OVERRIDES, shape, tiny_overrides
 
@@ -78,7 +86,8 @@ def load_model(mcfg: Mapping, task):
         config.pad_token_id = tokenizer.pad_token_id
         if decoder:
             config.eos_token_id = tokenizer.eos_token_id
-            config.bos_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+            config.bos_token_id = (tokenizer.bos_token_id if tokenizer.bos_token_id is not None
+                                   else tokenizer.eos_token_id)
     model = build(config, task, pretrained=pretrained)
     if decoder:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,5 +1,5 @@
-"""`lora-repro params --table {2,3,4}`: exact trainable-parameter counts (and the method's own formula, where it has one) of every row of the paper's
-Tables 2 (GLUE), 3 (E2E) and 4 (GPT-3), next to the figure the paper prints.
+"""`lora-repro params --table {2,3,4}`: exact trainable-parameter counts (and the method's own formula, where it
+has one) of every row of the paper's Tables 2 (GLUE), 3 (E2E) and 4 (GPT-3), next to the figure the paper prints.
 
 Each count comes from real model surgery, not from a formula: the architecture is built from
 `lora_repro/models/configs/*.json` on the meta device (no weights, no download, seconds even for the
@@ -21,6 +21,7 @@ import torch
 
 from ..methods import apply_method, paper_params
 from ..models import arch_config, meta_model
+
 # the rows' settings live in the torch-free rows.py; re-exported here for callers of the counts
 from .rows import MODEL_CONFIGS, ROWS, TABLE_FILES, Row, paper_rows, row_key, within_rounding  # noqa: F401
 
@@ -28,7 +29,7 @@ HEADER = ["model", "method", "setting", "trainable_params", "paper_trainable_par
           "trainable_params_with_head", "formula_params"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(config_name: str) -> torch.nn.Module:
     """The architecture on the meta device, heads as every run gets them (encoders: 2 labels)."""
     return meta_model(arch_config(config_name), num_labels=2)
@@ -66,7 +67,7 @@ def table(table: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lora-repro params", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lora-repro params", description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=int, choices=sorted(TABLE_FILES), required=True,
                         help="the paper's table: 2 (GLUE), 3 (E2E), 4 (GPT-3)")
     args = parser.parse_args(argv)

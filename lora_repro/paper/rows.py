@@ -61,7 +61,8 @@ ROWS: dict[tuple[str, str, str, str], Row] = {
     ("DeBERTa-XXL", "FT", "*", "1500.0M"): Row({"name": "ft"}, _FT_NOTE.format(
         extra="; DeBERTa-v2's pooler counts as task head, as in the repo") + "; the paper prints the nominal 1.5B"),
     ("DeBERTa-XXL", "LoRA", "", "4.7M"): Row(
-        _lora(16, 32), "r=16, alpha=32 as in the repo scripts; Table 10's r=8 would give 2.36M (SOURCES discrepancy 2)"),
+        _lora(16, 32),
+        "r=16, alpha=32 as in the repo scripts; Table 10's r=8 would give 2.36M (SOURCES discrepancy 2)"),
     # ---- Table 3 (GPT-2 on E2E)
     ("GPT-2 Medium", "FT", "*", "354.92M"): Row(
         {"name": "ft"}, "all GPT-2 Medium weights (LM head tied to the token embedding) = 354,823,168 = 354.82M; "

@@ -120,7 +120,7 @@ def build_table(spec: TableSpec, recs: Iterable[Mapping]) -> BuiltTable:
                 value = cell_value(rec, col)
                 if value is None:
                     warnings.append(f"{rec.get('run_id')}: no metric {col.metric or rec.get('main_metric')!r} "
-                                    f"for column {col.name!r}; have {sorted((rec.get('metrics') or {}))}")
+                                    f"for column {col.name!r}; have {sorted(rec.get('metrics') or {})}")
                     continue
                 cell = row.cells[col.name]
                 slot = (row.model, row.label, col.name, seed)
@@ -154,7 +154,8 @@ def table_rows(t: BuiltTable) -> list[dict]:
             centers[col.name] = center
             paper, paper_pm = row.spec.paper.get(col.name, (None, None)) if row.spec else (None, None)
             out.append(dict(table=t.spec.number, model=row.model, method=row.label,
-                            paper_model=row.spec.paper_model if row.spec else "", marker=row.spec.marker if row.spec else "",
+                            paper_model=row.spec.paper_model if row.spec else "",
+                            marker=row.spec.marker if row.spec else "",
                             params=ours_params, paper_params=row.spec.paper_params if row.spec else "",
                             column=col.name, ours=center, std=statistics.stdev(vals) if len(vals) > 1 else None,
                             n=cell.n, seeds=" ".join(map(str, sorted(cell.values, key=str))),
@@ -166,7 +167,8 @@ def table_rows(t: BuiltTable) -> list[dict]:
             paper = row.spec.paper.get("Avg", (None, None))[0] if row.spec else None
             n = min(row.cells[c.name].n for c in t.spec.columns)
             out.append(dict(table=t.spec.number, model=row.model, method=row.label,
-                            paper_model=row.spec.paper_model if row.spec else "", marker=row.spec.marker if row.spec else "",
+                            paper_model=row.spec.paper_model if row.spec else "",
+                            marker=row.spec.marker if row.spec else "",
                             params=ours_params, paper_params=row.spec.paper_params if row.spec else "",
                             column="Avg", ours=avg, std=None, n=n if avg is not None else 0, seeds="",
                             paper=paper, paper_pm=None, delta=None if avg is None or paper is None else avg - paper))

@@ -61,7 +61,8 @@ def _grid(t: BuiltTable) -> tuple[list[str], list[list[str]], list[list[dict]]]:
         first = cells[cols[0]]
         model = first["paper_model"] or row.model
         if row.spec and row.spec.paper_model and row.spec.paper_model.lower() != row.model:
-            model = f"{row.model} (paper: {row.spec.paper_model})" if t.spec.number in (4, 5, 6) else row.spec.paper_model
+            model = (f"{row.model} (paper: {row.spec.paper_model})" if t.spec.number in (4, 5, 6)
+                     else row.spec.paper_model)
         params = f"{fmt_params(first['params'])} / {first['paper_params'] or MISSING}"
         body.append([model, row.label + first["marker"], params] + [cells[c] for c in cols])
         dicts.append([cells[c] for c in cols])

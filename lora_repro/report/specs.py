@@ -96,7 +96,8 @@ def _table2() -> TableSpec:
         dagger = r["marker"] == "†"
         model, method, opts = _paper_setting(r, 2)
         protocol = "houlsby" if dagger else None
-        label = r["method"] + ("†" if dagger else "") + (f" ({r['trainable_params']})" if r["method"].startswith("Adpt") else "")
+        label = (r["method"] + ("†" if dagger else "")
+                 + (f" ({r['trainable_params']})" if r["method"].startswith("Adpt") else ""))
         paper = {c: (num(r[c]), num(r[f"{c}_pm"])) for c in GLUE_COLUMNS}
         paper["Avg"] = (num(r["Avg"]), None)
         rows.append(Row(model, label, method, opts, protocol, r["model"], r["trainable_params"], paper,
@@ -178,5 +179,6 @@ TABLE_BUILDERS = {2: _table2, 3: _table3, 4: _table4, 5: _table5, 6: _table6}
 
 def table_spec(number: int) -> TableSpec:
     if number not in TABLE_BUILDERS:
-        raise ValueError(f"no record-built table {number}; valid: {sorted(TABLE_BUILDERS)} (Table 1 is report.table1, from bench lines)")
+        raise ValueError(f"no record-built table {number}; valid: {sorted(TABLE_BUILDERS)} "
+                         "(Table 1 is report.table1, from bench lines)")
     return TABLE_BUILDERS[number]()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, records
-from .validate import ValidatedRun, plain_config, run_id_of, validate
+from .validate import ValidatedRun, validate
 
 log = logging.getLogger("lora_repro.run")
 
@@ -219,7 +219,8 @@ def _train(v: ValidatedRun, dist, results_dir, stop, made: dict):
         save_adapter(best_model, adapter_dir, v.method_cfg, base_name)
 
     return fit(model, tokenizer, v.task, data, config["trainer"], seed=config["seed"], decoder=v.decoder,
-               max_length=v.max_length, state_dir=paths.state_dir(results_dir, v.run_id), resume=config.get("resume", True),
+               max_length=v.max_length, state_dir=paths.state_dir(results_dir, v.run_id),
+               resume=config.get("resume", True),
                on_best=on_best, on_log=wb.log if wb else None,
                generation=config["task"].get("generation"), stop_after_steps=config.get("stop_after_steps"),
                progress_bar=config.get("progress_bar", True), dist=dist, should_stop=lambda: stop.requested)

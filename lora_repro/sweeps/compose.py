@@ -82,7 +82,8 @@ def compose(overrides: Sequence[str], config_dir: str | os.PathLike | None = Non
 
     register_resolvers()
     with hydra_context(config_dir):
-        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+        return hydra_compose(config_name=config_name, overrides=list(overrides),
+                             return_hydra_config=return_hydra_config)
 
 
 @contextlib.contextmanager

@@ -12,9 +12,9 @@ train app's run identity (``sweep.preset_jobs``); a job with a finished record i
   N = model parameters, counted on the meta device from the model's config (`model_size`: conf/model/<name>
   built by `models.model_config`; a hub checkpoint is sized from its shipped config JSON);
   EFFECTIVE_FLOPS = 200 TFLOP/s for bf16/fp16 (~20% of the H100's 989 TFLOP/s dense peak), half that for
-  fp32 (TF32). The precision priced is the one the run will use on the
-  target GPU (`train.precision.resolve_precision` with TARGET_GPU_BF16: `auto` is bf16 on an H100). The bench part may replace TOKENS_PER_S_MEASURED
-  with measured H100 figures; measured values win over the model.
+  fp32 (TF32). The precision priced is the one the run will use on the target GPU
+  (`train.precision.resolve_precision` with TARGET_GPU_BF16: `auto` is bf16 on an H100). The bench part may
+  replace TOKENS_PER_S_MEASURED with measured H100 figures; measured values win over the model.
 - MIN_STEP_S[model] = MIN_STEP_S_PER_LAYER x the config's num_hidden_layers: a floor per optimiser step (eager
   PyTorch is kernel-launch bound at the paper's small batches: ~2.5 ms per layer forward+backward on an H100,
   our estimate), so tiny batches are not costed as if they ran at peak FLOPs.
@@ -54,7 +54,8 @@ def model_spec(model: Mapping | str, config_dir: str | Path | None = None) -> di
     conf = Path(config_dir or sweep.DEFAULT_CONFIG_DIR) / "model"
     path = conf / f"{name}.yaml"
     if not path.is_file():
-        raise KeyError(f"no model config for {name!r} in {str(conf)!r}; known: {sorted(p.stem for p in conf.glob('*.yaml'))}")
+        known = sorted(p.stem for p in conf.glob("*.yaml"))
+        raise KeyError(f"no model config for {name!r} in {str(conf)!r}; known: {known}")
     from omegaconf import OmegaConf
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 

@@ -21,7 +21,6 @@ import random
 from ..metrics.generation import e2e_metrics
 from .base import EvalItem, Task, register
 
-
 _NAMES = ("The Vaults", "Blue Spice", "The Eagle", "Zizzi", "Aromi", "The Mill", "Cotto", "Giraffe")
 _EAT = ("pub", "coffee shop", "restaurant")
 _FOOD = ("Italian", "French", "Indian", "Chinese", "English")

@@ -1,21 +1,23 @@
 """The eight GLUE tasks of Table 2 (hub `nyu-mll/glue`), scored on the dev sets like the paper.
 
 Encoders see `text_pair` (the hub's two text columns, or one) and predict `label` with a head.
-Decoder-only models can run any GLUE task through a generic verbalizer (`prompt` + `target`):
+Decoder-only models can run any GLUE task through a generic verbalizer (`prompt` + `target`); the prompt
+has one `<column>: <text>` line per hub text column:
 
-| task        | text columns            | prompt (`\\n` between lines)                  | target (leading space)          | metrics (main first)         |
-|-------------|-------------------------|-----------------------------------------------|---------------------------------|------------------------------|
-| glue/mnli   | premise, hypothesis     | `premise: P` / `hypothesis: H` / `label:`     | entailment/neutral/contradiction| accuracy (matched; mismatched logged as `validation_mismatched/accuracy`) |
-| glue/sst2   | sentence                | `sentence: S` / `label:`                      | negative/positive               | accuracy                     |
-| glue/mrpc   | sentence1, sentence2    | `sentence1: A` / `sentence2: B` / `label:`    | not_equivalent/equivalent       | accuracy, f1                 |
-| glue/cola   | sentence                | `sentence: S` / `label:`                      | unacceptable/acceptable         | matthews                     |
-| glue/qnli   | question, sentence      | `question: Q` / `sentence: S` / `label:`      | entailment/not_entailment       | accuracy                     |
-| glue/qqp    | question1, question2    | `question1: A` / `question2: B` / `label:`    | not_duplicate/duplicate         | accuracy, f1                 |
-| glue/rte    | sentence1, sentence2    | `sentence1: A` / `sentence2: B` / `label:`    | entailment/not_entailment       | accuracy                     |
-| glue/stsb   | sentence1, sentence2    | `sentence1: A` / `sentence2: B` / `score:`    | the score, one decimal (`3.8`)  | pearson, spearman            |
+| task      | prompt (`\\n` between lines)               | target (leading space)           | metrics (main first) |
+|-----------|--------------------------------------------|----------------------------------|----------------------|
+| glue/mnli | `premise: P` / `hypothesis: H` / `label:`  | entailment/neutral/contradiction | accuracy (matched)   |
+| glue/sst2 | `sentence: S` / `label:`                   | negative/positive                | accuracy             |
+| glue/mrpc | `sentence1: A` / `sentence2: B` / `label:` | not_equivalent/equivalent        | accuracy, f1         |
+| glue/cola | `sentence: S` / `label:`                   | unacceptable/acceptable          | matthews             |
+| glue/qnli | `question: Q` / `sentence: S` / `label:`   | entailment/not_entailment        | accuracy             |
+| glue/qqp  | `question1: A` / `question2: B` / `label:` | not_duplicate/duplicate          | accuracy, f1         |
+| glue/rte  | `sentence1: A` / `sentence2: B` / `label:` | entailment/not_entailment        | accuracy             |
+| glue/stsb | `sentence1: A` / `sentence2: B` / `score:` | the score, one decimal (`3.8`)   | pearson, spearman    |
 
 Main metrics follow the Table 2 caption: MNLI accuracy (the matched one; see SOURCES discrepancy
-10), CoLA Matthews correlation, STS-B Pearson, accuracy elsewhere. All ×100.
+10; the mismatched one is logged as `validation_mismatched/accuracy`), CoLA Matthews correlation,
+STS-B Pearson, accuracy elsewhere. All ×100.
 
 Fixture rows are learnable from the text: the last text column contains one keyword per class
 (`LABEL_WORDS`; STS-B: one per integer score 0..5, `SCORE_WORDS`) among filler words that carry no

@@ -17,7 +17,6 @@ import random
 from ..metrics.rouge import rouge
 from .base import Task, register
 
-
 _PEOPLE = ("Anna", "Tom", "Lena", "Mark", "Jo", "Sam")
 _TOPICS = ("the party", "the exam", "dinner", "the trip", "the movie", "work")
 

@@ -19,12 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from . import dist as dist_mod
+from .config import TrainerConfig
 from .evaluate import evaluate_encoder, evaluate_generation, generation_settings
 from .features import collate, encode_decoder, encode_encoder, epoch_order
-from .config import TrainerConfig
 from .measure import Stopwatch, peak_memory, reset_peak_memory
 from .optim import linear_schedule, make_optimizer, warmup_steps
-from .precision import TRAINER_PRECISIONS as PRECISIONS
 from .precision import autocast as precision_autocast
 from .precision import prepare_model_for_training, resolve_precision
 from .state import load_state, save_state

@@ -59,7 +59,7 @@ class PeakMemory:
             self.bytes = max(self.bytes, _rss_bytes())
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.kind == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         else:

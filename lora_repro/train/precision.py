@@ -57,9 +57,10 @@ def prepare_model_for_training(model: nn.Module, precision: str = "fp32", frozen
 
     Trainable parameters stay fp32: they are what the optimizer updates, so they need the full precision and
     need no separate master copy. A module that holds both (a Linear or LayerNorm whose bias trains, as in BitFit)
-    is left in fp32 as a whole: ops like CPU layer_norm reject mixed weight/bias dtypes. With `frozen_low_precision=False` (or fp32) nothing changes: the classic mixed
-    precision path where autocast casts every weight in every step. Call after `apply_method` (which decides what
-    trains) and before `make_optimizer`.
+    is left in fp32 as a whole: ops like CPU layer_norm reject mixed weight/bias dtypes. With
+    `frozen_low_precision=False` (or fp32) nothing changes: the classic mixed precision path where autocast
+    casts every weight in every step. Call after `apply_method` (which decides what trains) and before
+    `make_optimizer`.
     """
     dtype = compute_dtype(precision)
     if dtype == torch.float32 or not frozen_low_precision:

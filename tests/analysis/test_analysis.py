@@ -7,8 +7,14 @@ import torch
 
 from lora_repro.analysis import AnalysisError
 from lora_repro.analysis.adapters import LoraFactor, factors_of, layer_index
-from lora_repro.analysis.amplification import (amplification, low_rank_svd, paper_rows, projection_norm,
-                                               random_directions, top_directions)
+from lora_repro.analysis.amplification import (
+    amplification,
+    low_rank_svd,
+    paper_rows,
+    projection_norm,
+    random_directions,
+    top_directions,
+)
 from lora_repro.analysis.rank import paper_rank_table, rank_table, select_rank, target_set
 from lora_repro.analysis.subspace import phi, random_baseline, right_singular_basis, subspace_similarity
 

@@ -9,15 +9,32 @@ import torch
 
 from lora_repro.bench import report
 from lora_repro.bench.cli import main
-from lora_repro.bench.latency import (ADAPTERS, LATENCY_METHODS, LatencySetting, _prepared, adapter_count,
-                                      adapter_r_for, row_method, runnable)
-from lora_repro.bench.methods import (TRAIN_METHODS, MethodSpec, apply_spec, available, lora_options, method_options,
-                                      parse_method, peft_target_modules)
+from lora_repro.bench.latency import (
+    ADAPTERS,
+    LATENCY_METHODS,
+    LatencySetting,
+    _prepared,
+    adapter_count,
+    adapter_r_for,
+    row_method,
+    runnable,
+)
+from lora_repro.bench.methods import (
+    TRAIN_METHODS,
+    MethodSpec,
+    apply_spec,
+    available,
+    lora_options,
+    method_options,
+    parse_method,
+    peft_target_modules,
+)
 from lora_repro.bench.models import build_model
 from lora_repro.bench.throughput import ASSUMPTION, assumed_tokens_per_s, planner_tokens_per_s, table
 from lora_repro.methods import METHODS, lora_layers
 
-FIELDS = {"kind", "run_id", "model", "method", "impl", "batch", "seq", "precision", "tokens_per_s", "mean_ms", "std_ms", "trials", "device", "device_type", "torch", "transformers", "options"}
+FIELDS = {"kind", "run_id", "model", "method", "impl", "batch", "seq", "precision", "tokens_per_s", "mean_ms",
+          "std_ms", "trials", "device", "device_type", "torch", "transformers", "options"}
 
 
 def lines(path):
@@ -139,13 +156,15 @@ def test_table1_sits_beside_the_paper_figures():
     """bench lines -> the one Table 1 (lora_repro.report.table1): paper rows, then the lines no paper row uses."""
     from lora_repro.report.table1 import build_table1, table1_markdown
 
-    rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": False, "device": "gpu", "precision": "fp32",
-             "trials": 100, "batch": b, "seq": s, "method": m, "mean_ms": ms, "std_ms": 1.0, "adapter_params": None}
+    rows = [{"kind": "latency", "run_id": "r", "model": "gpt2-medium", "tiny": False, "device": "gpu",
+             "precision": "fp32", "trials": 100, "batch": b, "seq": s, "method": m, "mean_ms": ms, "std_ms": 1.0,
+             "adapter_params": None}
             for b, s, m, ms in [(1, 128, "ft", 20.0), (1, 128, "adapter_h", 26.0), (1, 128, "lora_unmerged", 21.0)]]
     text = table1_markdown(build_table1(rows))
     assert ("| 1 | 128 | 11M / — | AdapterH (adapter_h) | 26.00 ± 1.00 | 25.8 ± 2.2 | +0.2 | +30.0% / +30.3% "
             "| gpu, fp32, 100 trials, run r |") in text
-    assert "| 1 | 128 | 11M / — | Fine-Tune/LoRA (ft) | 20.00 ± 1.00 | 19.8 ± 2.7 | +0.2 |  | gpu, fp32, 100 trials, run r |" in text
+    assert ("| 1 | 128 | 11M / — | Fine-Tune/LoRA (ft) | 20.00 ± 1.00 | 19.8 ± 2.7 | +0.2 |  "
+            "| gpu, fp32, 100 trials, run r |") in text
     assert "| gpt2-medium | 1 | 128 | lora_unmerged | — | 21.00 ± 1.00 | +5.0% | gpu, fp32, 100 trials, run r |" in text
 
 

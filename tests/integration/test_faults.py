@@ -1,8 +1,7 @@
 """The fault-injection suite (`make fault-test`, `python tools/faults.py`) as part of `make test`:
 kill -TERM / kill -9 mid-epoch, a crashing sweep job, a corrupt record, two sweeps into one results dir."""
-import pytest
-
 import faults  # tools/faults.py (tests/conftest.py puts tools/ on the path)
+import pytest
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 """notebooks/results.ipynb runs top to bottom (nbclient, the venv's python3 kernel) on hand-made records."""
-import os
 from pathlib import Path
 
 import nbformat

@@ -6,7 +6,6 @@ from torch import nn
 
 from lora_repro.methods import MethodConfigError, apply_method, count_params
 from lora_repro.methods.arch import blocks, is_head_param
-
 from tests.helpers import BLOCKS, tiny_batch, tiny_model
 
 D, L, R = 32, 3, 4  # tiny models: hidden 32, 3 blocks; bottleneck used below

@@ -1,7 +1,6 @@
 import pytest
 
 from lora_repro.methods import MethodConfigError, apply_method, count_params
-
 from tests.helpers import BLOCKS, tiny_model
 
 

@@ -6,10 +6,15 @@ import torch
 from safetensors.torch import load_file
 
 from lora_repro.methods import (
-    AdapterLoadError, apply_adapter, apply_method, load_adapter, load_adapter_config, merge_lora, save_adapter,
+    AdapterLoadError,
+    apply_adapter,
+    apply_method,
+    load_adapter,
+    load_adapter_config,
+    merge_lora,
+    save_adapter,
 )
 from lora_repro.methods.arch import is_head_param
-
 from tests.helpers import BLOCKS, outputs, perturb_trainable, randomize_lora, tiny_model
 
 

@@ -9,10 +9,16 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from transformers.pytorch_utils import Conv1D
 
 from lora_repro.methods import (
-    LoRALayer, MethodConfigError, apply_method, lora_layers, lora_to_plain, merge_lora, merged_copy, unmerge_lora,
+    LoRALayer,
+    MethodConfigError,
+    apply_method,
+    lora_layers,
+    lora_to_plain,
+    merge_lora,
+    merged_copy,
+    unmerge_lora,
 )
 from lora_repro.methods.arch import blocks, is_head_param
-
 from tests.helpers import BLOCKS, assert_close, outputs, randomize_lora, tiny_batch, tiny_model
 
 ENCODERS = ["roberta", "bert", "deberta-v2"]
@@ -38,8 +44,8 @@ def test_init_output_equals_base_exactly(arch_type):
     base = outputs(tiny_model(arch_type, layers=BLOCKS), arch_type)
     model, _ = lora_model(arch_type, r=4, alpha=16, targets=["q", "k", "v", "o"])
     assert torch.equal(outputs(model, arch_type), base)
-    assert all(not b.any() for _, l in lora_layers(model) for b in l.lora_B.values())
-    assert all(a.abs().min() > 0 for _, l in lora_layers(model) for a in l.lora_A.values())
+    assert all(not b.any() for _, layer in lora_layers(model) for b in layer.lora_B.values())
+    assert all(a.abs().min() > 0 for _, layer in lora_layers(model) for a in layer.lora_A.values())
 
 
 def test_wraps_the_base_layer_without_copying(arch_type):
@@ -81,7 +87,8 @@ def test_per_target_rank():
 def test_only_lora_and_head_train_and_get_gradients(arch_type):
     model, _ = lora_model(arch_type, r=2, targets=["q", "v"])
     model.train()
-    lora_names = {f"{n}.{kind}.{t}" for n, l in lora_layers(model) for kind in ("lora_A", "lora_B") for t in l.slices}
+    lora_names = {f"{n}.{kind}.{t}"
+                  for n, layer in lora_layers(model) for kind in ("lora_A", "lora_B") for t in layer.slices}
     for name, p in model.named_parameters():
         assert p.requires_grad == (name in lora_names or is_head_param(model, name)), name
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -91,11 +98,11 @@ def test_only_lora_and_head_train_and_get_gradients(arch_type):
     out.loss.backward()
     for name, p in model.named_parameters():
         assert (p.grad is not None) == p.requires_grad, name
-    assert all(float(l.lora_B[t].grad.abs().sum()) > 0 for _, l in lora_layers(model) for t in l.slices)
+    assert all(float(layer.lora_B[t].grad.abs().sum()) > 0 for _, layer in lora_layers(model) for t in layer.slices)
     torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2).step()
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and changed <= {n for n, p in model.named_parameters() if p.requires_grad}
-    assert all(f"{n}.lora_B.{t}" in changed for n, l in lora_layers(model) for t in l.slices)
+    assert all(f"{n}.lora_B.{t}" in changed for n, layer in lora_layers(model) for t in layer.slices)
 
 
 def test_dropout_only_on_the_lora_path():
@@ -187,18 +194,18 @@ def test_gpt2_matches_loralib_merged_linear():
 def test_merge_unmerge_round_trip_and_idempotent(arch_type):
     model, _ = lora_model(arch_type, r=4, alpha=8, targets=["q", "k", "v", "o"])
     randomize_lora(model)
-    base_weights = {n: l.base_layer.weight.detach().clone() for n, l in lora_layers(model)}
+    base_weights = {n: layer.base_layer.weight.detach().clone() for n, layer in lora_layers(model)}
     unmerged = outputs(model, arch_type)
     merge_lora(model)
-    once = {n: l.base_layer.weight.detach().clone() for n, l in lora_layers(model)}
+    once = {n: layer.base_layer.weight.detach().clone() for n, layer in lora_layers(model)}
     merge_lora(model)
-    assert all(l.merged and torch.equal(l.base_layer.weight, once[n]) for n, l in lora_layers(model))
+    assert all(layer.merged and torch.equal(layer.base_layer.weight, once[n]) for n, layer in lora_layers(model))
     assert_close(outputs(model, arch_type), unmerged)
     unmerge_lora(model)
     unmerge_lora(model)
-    for n, l in lora_layers(model):
-        assert not l.merged
-        torch.testing.assert_close(l.base_layer.weight, base_weights[n], rtol=0, atol=1e-6)
+    for n, layer in lora_layers(model):
+        assert not layer.merged
+        torch.testing.assert_close(layer.base_layer.weight, base_weights[n], rtol=0, atol=1e-6)
     assert_close(outputs(model, arch_type), unmerged)
 
 
@@ -226,7 +233,7 @@ def test_plain_export_is_a_transformers_model(arch_type, tmp_path):
     randomize_lora(model)
     expected = outputs(model, arch_type)
     plain = merged_copy(model)
-    assert all(not l.merged for _, l in lora_layers(model))  # the LoRA model itself is untouched
+    assert all(not layer.merged for _, layer in lora_layers(model))  # the LoRA model itself is untouched
     assert not lora_layers(plain)
     wrapped = {n for n, _ in lora_layers(model)}
     kind = Conv1D if arch_type == "gpt2" else nn.Linear

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from lora_repro.methods import LoRALayer, apply_method, lora_layers
-
 from tests.helpers import tiny_batch, tiny_model
 
 
@@ -46,4 +45,5 @@ def test_forward_and_gradients_equal_the_reference(model_type, targets, monkeypa
     out_ref.square().mean().backward()
     for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
         if p.requires_grad:
-            assert float((p.grad - q.grad).abs().max()) <= 1e-5 * float(q.grad.abs().max()) + 1e-12, n  # fp32 rounding, many layers deep
+            # fp32 rounding, many layers deep
+            assert float((p.grad - q.grad).abs().max()) <= 1e-5 * float(q.grad.abs().max()) + 1e-12, n

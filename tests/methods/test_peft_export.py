@@ -7,7 +7,6 @@ from safetensors.torch import load_file
 
 from lora_repro.methods import apply_method, export_to_peft, lora_layers
 from lora_repro.methods.peft_export import peft_factors
-
 from tests.helpers import BLOCKS, assert_close, outputs, perturb_trainable, randomize_lora, tiny_model
 
 

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 
 from lora_repro.methods import MethodConfigError, apply_method
 from lora_repro.methods.arch import blocks, is_head_param
-
 from tests.helpers import BLOCKS, tiny_batch, tiny_model
 
 D, L = 32, 3

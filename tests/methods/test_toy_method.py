@@ -12,10 +12,21 @@ from transformers.pytorch_utils import Conv1D
 
 from lora_repro.analysis.adapters import load_adapter_dir
 from lora_repro.analysis.rank import rank_table
-from lora_repro.methods import (METHODS, LowRankFactor, Method, apply_adapter, apply_method, capabilities, get_method,
-                                layer_of, paper_params, register, save_adapter, unregister)
+from lora_repro.methods import (
+    METHODS,
+    LowRankFactor,
+    Method,
+    apply_adapter,
+    apply_method,
+    capabilities,
+    get_method,
+    layer_of,
+    paper_params,
+    register,
+    save_adapter,
+    unregister,
+)
 from lora_repro.methods.arch import blocks, get_arch
-
 from tests.helpers import ARCH_TYPES, BLOCKS, tiny_batch, tiny_model
 
 NAME = "toy_lowrank"
@@ -151,7 +162,8 @@ def test_analysis_reads_the_toy_adapters_factors(toy, arch, tmp_path):
     m = blocks(model)[1].get_submodule(get_arch(model).sites["q"].path)
     assert torch.allclose(run.delta_w(1, "q").float(), m.toy.delta().detach(), atol=1e-6)
     rows, _ = rank_table([dict(run_id=f"t{r}", model="m", task="t", method=NAME, r=r, targets=["q"], seed=0,
-                               metrics={"acc": v}, main_metric="acc", status="finished") for r, v in [(1, .5), (2, .9)]])
+                               metrics={"acc": v}, main_metric="acc", status="finished")
+                          for r, v in [(1, .5), (2, .9)]])
     assert rows[0]["selected_r"] == 2
 
 

@@ -3,8 +3,17 @@ import math
 
 import pytest
 
-from lora_repro.metrics.generation import (bleu, cider, coco_tokenize, e2e_metrics, meteor, meteor_variant,
-                                           mteval_tokenize, nist, rouge_l)
+from lora_repro.metrics.generation import (
+    bleu,
+    cider,
+    coco_tokenize,
+    e2e_metrics,
+    meteor,
+    meteor_variant,
+    mteval_tokenize,
+    nist,
+    rouge_l,
+)
 from lora_repro.metrics.rouge import rouge
 
 HYP = "the quick brown fox jumps over the dog"

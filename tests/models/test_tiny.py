@@ -8,7 +8,6 @@ from omegaconf import OmegaConf
 from lora_repro.app import CONF_DIR
 from lora_repro.bench.models import MODELS, load_config
 from lora_repro.models import TINY_OVERRIDES, arch_config, arch_values, model_config, shape
-
 from tests.helpers import ARCH_TYPES, tiny_config
 
 TINY_YAMLS = sorted((Path(CONF_DIR) / "model").glob("tiny-*.yaml"))

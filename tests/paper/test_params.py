@@ -74,7 +74,8 @@ def test_every_count_is_pinned(tables, t, i):
 @pytest.mark.parametrize("t", sorted(EXPECTED))
 def test_counts_off_the_printed_figure_are_explained(tables, t):
     for row in tables[t]:
-        if row["trainable_params"] != "" and not within_rounding(row["trainable_params"], row["paper_trainable_params"]):
+        if row["trainable_params"] != "" and not within_rounding(row["trainable_params"],
+                                                                 row["paper_trainable_params"]):
             assert len(row["note"]) > 40, row
 
 

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from lora_repro import records, report
+from lora_repro import report
 from lora_repro.report import build, render, specs, table1
 from tests.helpers import make_record, write
 

@@ -2,21 +2,14 @@
 task (tiny RoBERTa) and one generation task (tiny GPT-2 on E2E), each with full fine-tuning and a
 parameter-efficient method; the record and the offline W&B run both exist and agree. Config errors
 stop the run before any model is loaded, with a message naming the key, the value and what is allowed."""
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from lora_repro import records
-from lora_repro.app import CONF_DIR
-from lora_repro.run.wandb_logger import read_offline_run
 from lora_repro.run import RunConfigError, run, validate
-
 from tests.helpers import app, check_record, compose_cfg, overrides
+
 PEFT = "lora"
 
 

@@ -17,9 +17,9 @@ from hydra import compose, initialize_config_dir
 from lora_repro import records
 from lora_repro.app import CONF_DIR
 from lora_repro.run import RunConfigError, run, validate
+from lora_repro.run.preempt import deferred_stop_signals
 from lora_repro.tasks.fixtures import write_fixture
 from lora_repro.train import loop
-from lora_repro.run.preempt import deferred_stop_signals
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -145,7 +145,7 @@ def test_preset_cells_use_the_settings_the_tables_match():
     for table in (2, 3, 4):
         available = list(cells(table))
         for row in specs.table_spec(table).rows:
-            def fits(cell):
+            def fits(cell, row=row):
                 model, method, opts = cell
                 defaults = {"ft_top2": {"layers": 2}}.get(method, {})
                 full = {**defaults, **opts}

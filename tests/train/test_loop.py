@@ -4,17 +4,16 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from tests import toy_tasks
-from tests.toy_tasks import toy_registered  # noqa: F401  (the fixture registers the toy tasks)
 from lora_repro import records
 from lora_repro.app import CONF_DIR
 from lora_repro.run import run
 from lora_repro.train.features import IGNORE, collate, encode_decoder, epoch_order
 from lora_repro.train.loop import token_loss
-from lora_repro.train.optim import make_optimizer
+from lora_repro.train.optim import linear_schedule, make_optimizer
+from tests import toy_tasks
+from tests.toy_tasks import toy_registered  # noqa: F401  (the fixture registers the toy tasks)
 
 pytestmark = pytest.mark.usefixtures("toy_registered")
-from lora_repro.train.optim import linear_schedule
 
 PEFT = "lora"
 
@@ -122,8 +121,8 @@ def test_method_init_from_loads_the_adapter_body_not_the_head(tmp_path):
     from safetensors.torch import load_file
 
     from lora_repro.methods import apply_method
-    from lora_repro.models import load_model
     from lora_repro.methods.io import init_from_adapter
+    from lora_repro.models import load_model
     from lora_repro.run import RunConfigError, validate
     first = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "bitfit", "trainer.epochs=1", results="a")))
     saved = load_file(f"{first['adapter_dir']}/adapter.safetensors")

@@ -1,16 +1,14 @@
 """Fast paths give the plain path's numbers: bf16 frozen base, fused/foreach AdamW, LoRA forward."""
 import copy
-import math
 
 import pytest
 import torch
 from torch import nn
 
+from lora_repro.methods import LoRALayer, apply_method
 from lora_repro.train import precision as fastpath
 from lora_repro.train.optim import make_optimizer
 from lora_repro.train.precision import prepare_model_for_training
-from lora_repro.methods import LoRALayer, apply_method
-
 from tests.helpers import randomize_lora, tiny_batch, tiny_model
 
 BF16_RTOL = 2e-2  # bf16 keeps 8 bits of mantissa: ~0.4% per rounding, a few roundings deep
