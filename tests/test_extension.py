@@ -3,7 +3,6 @@ configs in a config dir of their own (Hydra's searchpath), go through apply_meth
 parameter counting on the meta device, the planner and the paper's tables, and no package or conf file names
 them. Registration happens through fixtures, never at import time."""
 import contextlib
-import random
 
 import pytest
 from torch import nn
@@ -11,9 +10,8 @@ from torch import nn
 from lora_repro import records
 from lora_repro.methods import Method, apply_method, paper_params, register, unregister
 from lora_repro.methods.arch import blocks
-from lora_repro.tasks import Task
 from lora_repro.tasks.fixtures import write_fixture
-from tests.toy_tasks import registered
+from tests.toy_tasks import ToyCount, registered
 
 
 class LayerNormTune(Method):
@@ -37,43 +35,6 @@ class LayerNormTune(Method):
         return sum(2 * m.normalized_shape[0] for b in blocks(model) for m in b.modules() if isinstance(m, nn.LayerNorm))
 
 
-FRUIT = ("apple", "plum", "pear", "fig")
-
-
-class FruitCount(Task):
-    """How many fruit words a sentence holds (1-3), as a label."""
-    name = "toy/fruit"
-    hub_path = "toy/fruit"
-    columns = ("text", "label")
-    kind = "classification"
-    label_names = ("one", "two", "three")
-    main_metric = "accuracy"
-    train_examples = 3_000
-    avg_tokens = 10
-
-    def text_pair(self, ex):
-        return ex["text"], None
-
-    def label(self, ex):
-        return int(ex["label"])
-
-    def prompt(self, ex):
-        return f"fruit: {ex['text']}\ncount:"
-
-    def target(self, ex):
-        return " " + self.label_names[int(ex["label"])]
-
-    def compute_metrics(self, predictions, references):
-        return {"accuracy": 100.0 * sum(p == r for p, r in zip(predictions, references)) / len(references)}
-
-    def fixture_rows(self, split, n, rng: random.Random):
-        rows = []
-        for _ in range(n):
-            k = rng.randrange(3)
-            rows.append({"text": " ".join(rng.choice(FRUIT) for _ in range(k + 1)), "label": k})
-        return rows
-
-
 @contextlib.contextmanager
 def registered_method(cls):
     register(cls)
@@ -90,10 +51,10 @@ def toys(tmp_path):
     (conf / "method").mkdir(parents=True)
     (conf / "task" / "toy").mkdir(parents=True)
     (conf / "method" / "ln_tune.yaml").write_text("name: ln_tune\nblocks: all\n")
-    (conf / "task" / "toy" / "fruit.yaml").write_text(
-        "# @package task\ndefaults:\n  - /task/_base\n  - _self_\nname: toy/fruit\nmax_length: 32\n")
-    with registered_method(LayerNormTune), registered(FruitCount):
-        write_fixture("toy/fruit", tmp_path / "data" / "fruit", n_train=32, n_eval=16)
+    (conf / "task" / "toy" / "count.yaml").write_text(
+        "# @package task\ndefaults:\n  - /task/_base\n  - _self_\nname: toy/count\nmax_length: 32\n")
+    with registered_method(LayerNormTune), registered(ToyCount):
+        write_fixture("toy/count", tmp_path / "data" / "count", n_train=32, n_eval=16)
         write_fixture("glue/rte", tmp_path / "data" / "rte", n_train=32, n_eval=16)
         yield conf
 
@@ -117,19 +78,19 @@ def test_a_toy_method_and_task_from_outside_are_first_class(tmp_path, toys):
     assert report.params.trainable_paper == paper_params(meta, report.config) == 12 * 2 * 2 * 768
 
     # the Hydra app, twice: the toy method on the toy task, and on a paper task (so it lands in Table 2)
-    app(tmp_path, toys, "method=ln_tune", "task=toy/fruit", f"task.data_dir={tmp_path / 'data' / 'fruit'}")
+    app(tmp_path, toys, "method=ln_tune", "task=toy/count", f"task.data_dir={tmp_path / 'data' / 'count'}")
     app(tmp_path, toys, "method=ln_tune", "task=glue/rte", f"task.data_dir={tmp_path / 'data' / 'rte'}",
         "task.max_length=64")
     recs, bad = records.load_records(tmp_path / "results")
-    assert not bad and {(r["method"], r["task"]) for r in recs} == {("ln_tune", "toy/fruit"), ("ln_tune", "glue/rte")}
+    assert not bad and {(r["method"], r["task"]) for r in recs} == {("ln_tune", "toy/count"), ("ln_tune", "glue/rte")}
     for rec in recs:
         assert records.is_finished(rec) and records.metric_value(rec) is not None
         assert rec["trainable_params"] == 2 * 2 * 2 * 32     # tiny-roberta: 2 blocks x 2 LayerNorms x 2 x 32
 
     # the planner prices the toy task from its own facts
-    fruit = next(r for r in recs if r["task"] == "toy/fruit")["config"]
-    assert gpu_hours({**fruit, "task": {**fruit["task"], "data_dir": None}}) > 0
-    assert get_task("toy/fruit").train_examples == 3_000
+    count = next(r for r in recs if r["task"] == "toy/count")["config"]
+    assert gpu_hours({**count, "task": {**count["task"], "data_dir": None}}) > 0
+    assert get_task("toy/count").train_examples == 1_000
 
     # the tables: the toy method is an extra row of Table 2 with its RTE cell
     table2 = write_tables(tmp_path / "results", numbers=[2])[2].read_text()

@@ -67,6 +67,44 @@ class ToyDescribe(Task):
         return {"exact": exact, "pred_len": sum(len(p.split()) for p in predictions) / len(predictions)}
 
 
+FRUIT = ("apple", "pear", "plum", "fig", "kiwi")
+
+
+class ToyCount(Task):
+    """How many fruit words a sentence holds, as a label: `two` for `apple plum`."""
+    name = "toy/count"
+    hub_path = "toy/count"
+    columns = ("text", "label")
+    kind = "classification"
+    label_names = ("one", "two", "three")
+    eval_splits = ("validation", "test")
+    main_metric = "accuracy"
+    train_examples = 1_000
+    avg_tokens = 12
+
+    def text_pair(self, ex):
+        return ex["text"], None
+
+    def label(self, ex):
+        return int(ex["label"])
+
+    def prompt(self, ex):
+        return f"fruit: {ex['text']}\ncount:"
+
+    def target(self, ex):
+        return " " + self.label_names[int(ex["label"])]
+
+    def compute_metrics(self, predictions, references):
+        return {"accuracy": 100.0 * sum(p == r for p, r in zip(predictions, references)) / len(references)}
+
+    def fixture_rows(self, split, n, rng):
+        rows = []
+        for _ in range(n):
+            k = rng.randrange(3)
+            rows.append({"text": " ".join(rng.choice(FRUIT) for _ in range(k + 1)), "label": k})
+        return rows
+
+
 @contextlib.contextmanager
 def registered(*task_classes: type[Task]) -> Iterator[None]:
     """Register `task_classes` in `lora_repro.tasks.TASKS` for the block, then put TASKS back as it was."""

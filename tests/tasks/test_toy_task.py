@@ -1,4 +1,4 @@
-"""Adding a task is local: a task class defined here, outside the package, with its own fixture rows and
+"""Adding a task is local: a task class defined outside the package (tests/toy_tasks.py), with its own fixture rows and
 planning facts, takes part in write_fixture, Task.load, check_data_dir and the planner once registered
 (by a fixture, never at import time), without any other file knowing its name."""
 import math
@@ -9,44 +9,7 @@ from lora_repro.checks import Problems
 from lora_repro.sweeps import plan as planner
 from lora_repro.tasks import TASKS, Task, TaskConfigError, get_task
 from lora_repro.tasks.fixtures import fixture_tasks, main, write_fixture
-from tests.toy_tasks import registered
-
-WORDS = ("apple", "pear", "plum", "fig", "kiwi")
-
-
-class ToyCount(Task):
-    """How many fruit words a sentence holds, as a label: `two` for `apple plum`."""
-    name = "toy/count"
-    hub_path = "toy/count"
-    columns = ("text", "label")
-    kind = "classification"
-    label_names = ("one", "two", "three")
-    eval_splits = ("validation", "test")
-    main_metric = "accuracy"
-    train_examples = 1_000
-    avg_tokens = 12
-
-    def text_pair(self, ex):
-        return ex["text"], None
-
-    def label(self, ex):
-        return int(ex["label"])
-
-    def prompt(self, ex):
-        return f"fruit: {ex['text']}\ncount:"
-
-    def target(self, ex):
-        return " " + self.label_names[int(ex["label"])]
-
-    def compute_metrics(self, predictions, references):
-        return {"accuracy": 100.0 * sum(p == r for p, r in zip(predictions, references)) / len(references)}
-
-    def fixture_rows(self, split, n, rng):
-        rows = []
-        for _ in range(n):
-            k = rng.randrange(3)
-            rows.append({"text": " ".join(rng.choice(WORDS) for _ in range(k + 1)), "label": k})
-        return rows
+from tests.toy_tasks import ToyCount, registered
 
 
 class ToyNoFixture(ToyCount):
