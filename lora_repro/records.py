@@ -25,6 +25,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .paths import record_path, runs_dir  # noqa: F401  (the layout is spelled in paths.py; records.record_path stays)
+
 # Top-level config keys that never change what a run computes.
 IDENTITY_EXCLUDED_KEYS = frozenset(
     {"logger", "hydra", "launcher", "results_dir", "output_dir", "checkpoint_dir", "resume", "dry_run",
@@ -132,14 +134,6 @@ def run_identity(config: Mapping) -> str:
     """A 16-hex-digit hash of the resolved config minus logging/launcher keys."""
     blob = json.dumps(identity_config(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def runs_dir(results_dir: str | os.PathLike) -> Path:
-    return Path(results_dir) / "runs"
-
-
-def record_path(results_dir: str | os.PathLike, run_id: str) -> Path:
-    return runs_dir(results_dir) / f"{run_id}.json"
 
 
 def git_sha() -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..methods import methods_with
 from ..paths import paper_csv
+from ..records import is_finished, metric_value
 from .adapters import LOW_RANK, AnalysisError, has_low_rank_factors, method_name
 
 PAPER_TABLE6 = paper_csv("table6_rank.csv")
@@ -41,10 +42,10 @@ def lora_results(records: list[dict]) -> tuple[dict[tuple[str, str, str], dict[i
     metric_names: dict[tuple[str, str, str], str] = {}
     skipped = []
     for rec in records:
-        if rec.get("status") != "finished" or not has_low_rank_factors(method_name(rec)):
+        if not is_finished(rec) or not has_low_rank_factors(method_name(rec)):
             continue
         name = rec.get("main_metric")
-        value = (rec.get("metrics") or {}).get(name)
+        value = metric_value(rec)
         r = rec.get("r")
         if not isinstance(r, int) or isinstance(r, bool) or not isinstance(value, (int, float)):
             skipped.append(f"{rec.get('run_id')}: no integer r (r={r!r}) or no value for main metric {name!r}")
