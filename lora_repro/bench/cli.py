@@ -65,6 +65,7 @@ def _train(args) -> int:
     if skipped:
         _log(f"skipping (not available in this checkout): {', '.join(skipped)}")
     specs = [s for s in specs if s.name in runnable_names]
+    ablated = set() if args.ablate is None else set(args.ablate or ["lora"])
     fast = FastPaths(frozen_low_precision=not args.no_frozen_low_precision, optimizer=args.optimizer,
                      attention=args.attention, compile=args.compile)
     run_id, env = new_run_id(), environment(device)
@@ -75,7 +76,7 @@ def _train(args) -> int:
                                steps=args.steps or (3 if args.tiny else 10), tiny=args.tiny, seed=args.seed)
         jobs = [(spec, ablation, paths) for spec in specs
                 for ablation, paths in (fast.ablations(with_compile=device.type == "cuda")
-                                        if args.ablate and spec.name == "lora" else {"all_on": fast}).items()
+                                        if spec.name in ablated else {"all_on": fast}).items()
                 if not (ablation == "no_frozen_low_precision" and precision == "fp32")]  # nothing to switch off
         for repeat in range(args.repeat):  # methods interleaved: a slow spell of the machine hits them all
             for spec, ablation, paths in jobs:
@@ -164,8 +165,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--methods", nargs="+", help=f"methods, e.g. lora:r=8,alpha=16 (default: {' '.join(TRAIN_METHODS)})")
     t.add_argument("--repeat", type=int, default=1,
                    help="measure every method this many times, interleaved (the summary takes the median)")
-    t.add_argument("--ablate", action="store_true",
-                   help="also LoRA with each fast path switched off in turn (and torch.compile on, on CUDA)")
+    t.add_argument("--ablate", nargs="*", metavar="METHOD", default=None,
+                   help="also these methods (default: lora) with each fast path switched off in turn "
+                        "(and torch.compile on, on CUDA)")
     t.add_argument("--no-frozen-low-precision", action="store_true", help="keep frozen weights fp32 (classic AMP)")
     t.add_argument("--optimizer", default="auto", choices=("auto", "fused", "foreach", "loop"))
     t.add_argument("--attention", default="sdpa", choices=("sdpa", "eager"))
