@@ -86,7 +86,7 @@ class Record:
     peak_vram_bytes: int | None = _field("peak memory in bytes: CUDA max allocated or CPU RSS, see "
                                          "peak_memory_kind (name kept from the first records)",
                                          required=True, summary=True)
-    peak_memory_kind: str | None = _field("what peak_vram_bytes measured, e.g. cuda_max_allocated or cpu_rss",
+    peak_memory_kind: str | None = _field("what peak_vram_bytes measured: cuda (max allocated) or cpu_rss",
                                           summary=True)
     tokens_per_s: float | None = _field("training throughput, tokens per second", required=True, summary=True)
     train_wall_s: float | None = _field("training wall time in seconds", required=True, summary=True)
