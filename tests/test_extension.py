@@ -69,6 +69,7 @@ def app(tmp_path, conf, *overrides):
 def test_a_toy_method_and_task_from_outside_are_first_class(tmp_path, toys):
     from lora_repro.models import meta_model, model_config
     from lora_repro.report import write_tables
+    from lora_repro.report.plots import write_figures
     from lora_repro.sweeps.plan import gpu_hours
     from lora_repro.tasks import get_task
 
@@ -92,7 +93,10 @@ def test_a_toy_method_and_task_from_outside_are_first_class(tmp_path, toys):
     assert gpu_hours({**count, "task": {**count["task"], "data_dir": None}}) > 0
     assert get_task("toy/count").train_examples == 1_000
 
-    # the tables: the toy method is an extra row of Table 2 with its RTE cell
+    # the tables: the toy method is an extra row of Table 2 with its RTE cell; the toy task, in no paper table,
+    # gets its parameter-budget figure
     table2 = write_tables(tmp_path / "results", numbers=[2])[2].read_text()
     row = next(line for line in table2.splitlines() if "ln_tune" in line)
     assert "tiny-roberta" in row and "(n=1)" in row
+    figures = [p.name for p in write_figures(tmp_path / "results")]
+    assert "budget_tiny-roberta_toy-count.png" in figures
