@@ -247,7 +247,8 @@ def test_one_home_for_peak_memory_and_old_lines_still_read():
     import torch
     with measure.PeakMemory(torch.device("cpu")) as peak:
         torch.ones(1_000_000).sum()
-    assert peak.kind == "cpu_rss" and 0 < peak.bytes <= measure.peak_memory(torch.device("cpu"))[0]
+    # kinds and presence only: the sampled RSS and the kernel's lazily updated lifetime peak are not ordered
+    assert peak.kind == "cpu_rss" and peak.bytes > 0 and measure.peak_memory(torch.device("cpu"))[1] == "cpu_rss"
     old = [{"kind": "train", "run_id": "r", "method": m, "impl": "ours", "tokens_per_s": t, "step_ms_median": 1.0,
             "peak_mem_bytes": b, "peak_mem_kind": "cuda"} for m, t, b in [("ft", 100.0, 4e9), ("lora", 150.0, 2e9)]]
     assert report.train_ratios(old) == {"lora_over_ft_tokens_per_s": 1.5, "lora_over_ft_peak_mem": 0.5}
