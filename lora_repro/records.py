@@ -263,6 +263,12 @@ def is_finished(rec: Mapping) -> bool:
     return rec.get("status") == STATUS_FINISHED
 
 
+def method_name(rec: Mapping) -> str | None:
+    """The record's method name, whether stored as a name or as the method's config mapping."""
+    method = rec.get("method")
+    return method.get("name") if isinstance(method, Mapping) else method
+
+
 def model_name(rec: Mapping) -> str:
     """The record's model config name, lower case, without a hub owner ("org/x" -> "x")."""
     model = rec.get("model")

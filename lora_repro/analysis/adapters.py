@@ -93,12 +93,6 @@ def _target_order(t: str) -> tuple[int, str]:
     return (order.index(t) if t in order else len(order), t)
 
 
-def method_name(record: dict) -> str | None:
-    """A record's method name, whether stored as a name or as the method's config mapping."""
-    method = record.get("method")
-    return method.get("name") if isinstance(method, dict) else method
-
-
 def has_low_rank_factors(method: str | None) -> bool:
     """True for a registered method whose adapters hold low-rank factors (what every analysis here reads)."""
     return method in METHODS and LOW_RANK in capabilities(method)
@@ -179,8 +173,8 @@ def load_run(spec: str | Path, results_dir: str | Path = "results") -> LoraRun:
         candidates = (_adapter_dir_of_record(record, results_dir) if record
                       else [results_dir / "checkpoints" / str(spec) / "adapter"])
     label = str((record or {}).get("run_id") or spec)
-    if record and method_name(record) is not None:
-        require_low_rank(method_name(record), f"run {label!r}")
+    if record and records.method_name(record) is not None:
+        require_low_rank(records.method_name(record), f"run {label!r}")
     for c in candidates:
         if c.is_dir():
             return load_adapter_dir(c, label=label, record=record)

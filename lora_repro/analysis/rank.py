@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..methods import methods_with
 from ..paths import paper_csv
-from ..records import is_finished, metric_value
-from .adapters import LOW_RANK, AnalysisError, has_low_rank_factors, method_name
+from ..records import is_finished, method_name, metric_value
+from .adapters import LOW_RANK, AnalysisError, has_low_rank_factors
 
 PAPER_TABLE6 = paper_csv("table6_rank.csv")
 _TARGET_ORDER = {"q": 0, "k": 1, "v": 2, "o": 3}

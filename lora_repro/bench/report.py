@@ -113,7 +113,6 @@ def latency_overheads(rows: list[dict]) -> dict[tuple[int, int], dict[str, float
 
 
 def _train_section(rows: list[dict]) -> list[str]:
-    rows = [upgrade(r) for r in rows]
     first = rows[0]
     merged = merge_repeats(rows)
     repeats = max(r["repeats"] for r in merged)
@@ -162,6 +161,7 @@ def _latency_section(rows: list[dict]) -> list[str]:
 
 def summary_markdown(rows: list[dict]) -> str:
     """Every run, newest first, with its ratios; measurements from different runs are never compared."""
+    rows = [upgrade(r) for r in rows]   # lines read elsewhere may still say peak_mem_*
     runs: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         runs[r["run_id"]].append(r)

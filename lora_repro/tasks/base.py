@@ -62,10 +62,10 @@ class Task(ABC):
         if data_dir is None:
             kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
             return datasets.load_dataset(self.hub_path, self.hub_name, **kwargs)
-        files = self.split_files(data_dir)
-        missing = [split for split, path in files.items() if path is None]
         if not Path(data_dir).is_dir():
             raise TaskConfigError(f"{self.name}: data_dir {str(data_dir)!r} does not exist")
+        files = self.split_files(data_dir)
+        missing = [split for split, path in files.items() if path is None]
         if missing:
             raise TaskConfigError(
                 f"{self.name}: no file for split {missing[0]!r} in {str(data_dir)!r}; expected {missing[0]}"
