@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "faults": ("tools/faults.py", "fault-injection suite (a checkout's tools/): kill/crash/corrupt runs and sweeps"),
     "analyze": ("lora_repro.analysis.cli",
                 "the paper's Sec 7 analyses: subspace similarity, amplification, rank selection"),
+    "fetch": ("lora_repro.sweeps.fetch", "download the models, tokenizers and datasets a sweep needs into the "
+              "Hugging Face cache (login node), for compute nodes without internet"),
     "fixture": ("lora_repro.tasks.fixtures", "write a task's fixture data (hub schema) to a directory"),
 }
 

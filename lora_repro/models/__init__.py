@@ -29,20 +29,23 @@ from .build import (
     meta_model,
     task_num_labels,
 )
-from .source import ModelConfigError, arch_names, arch_values, resolve_source
+from .source import SHIPPED_HUB_CONFIGS, ModelConfigError, arch_names, arch_values, resolve_source, shipped_config
 from .tiny import TINY_OVERRIDES, shape, tiny_overrides
 
-__all__ = ["ModelConfigError", "TINY_OVERRIDES", "arch_config", "arch_names", "arch_values", "build",
+__all__ = ["ModelConfigError", "SHIPPED_HUB_CONFIGS", "TINY_OVERRIDES", "arch_config", "arch_names", "arch_values", "build",
            "config_from_values", "head_class", "is_decoder_only", "load_model", "load_tokenizer", "max_positions",
-           "meta_model", "model_config", "resolve_source", "shape", "task_num_labels", "tiny_overrides"]
+           "meta_model", "model_config", "resolve_source", "shape", "shipped_config", "task_num_labels",
+           "tiny_overrides"]
 
 
 def _get(cfg: Any, key: str, default=None):
     return cfg.get(key, default) if isinstance(cfg, Mapping) or hasattr(cfg, "get") else default
 
 
-def model_config(mcfg: Mapping):
-    """The architecture config alone (no weights): what validation needs before any compute."""
+def model_config(mcfg: Mapping, shipped: bool = False):
+    """The architecture config alone (no weights): what validation needs before any compute.
+    `shipped`: a hub checkpoint whose config ships with the package (`SHIPPED_HUB_CONFIGS`) is read from that
+    JSON, with no network and no cache (validation, planning); a run loads the checkpoint's own config."""
     from transformers import AutoConfig
 
     pretrained, arch = _get(mcfg, "pretrained"), _get(mcfg, "arch_config")
@@ -50,7 +53,9 @@ def model_config(mcfg: Mapping):
         raise ModelConfigError(
             f"model {_get(mcfg, 'name')!r}: set exactly one of model.pretrained (hub id / local dir) and "
             f"model.arch_config (config JSON); got pretrained={pretrained!r}, arch_config={arch!r}")
-    if pretrained:
+    if pretrained and shipped and shipped_config(pretrained):
+        values = arch_values(shipped_config(pretrained))
+    elif pretrained:
         values = AutoConfig.from_pretrained(resolve_source(pretrained)).to_dict()
     else:
         values = arch_values(arch)

@@ -27,6 +27,26 @@ def resolve_source(spec: str) -> str:
     return str(path)
 
 
+# Hub checkpoints whose architecture config ships in `lora_repro/models/configs/` (the paper's models, by the
+# ids conf/model/*.yaml use and their legacy unprefixed aliases): validation and planning read the shipped JSON,
+# so they never touch the network for these.
+SHIPPED_HUB_CONFIGS = {
+    "FacebookAI/roberta-base": "roberta-base", "roberta-base": "roberta-base",
+    "FacebookAI/roberta-large": "roberta-large", "roberta-large": "roberta-large",
+    "microsoft/deberta-v2-xxlarge": "deberta-v2-xxlarge",
+    "openai-community/gpt2-medium": "gpt2-medium", "gpt2-medium": "gpt2-medium",
+    "openai-community/gpt2-large": "gpt2-large", "gpt2-large": "gpt2-large",
+}
+
+
+def shipped_config(pretrained) -> str | None:
+    """The shipped architecture config name of a hub checkpoint (None: not one of the paper's models, or
+    `pretrained` is a local dir that exists)."""
+    if not isinstance(pretrained, str) or Path(pretrained).exists():
+        return None
+    return SHIPPED_HUB_CONFIGS.get(pretrained.rstrip("/"))
+
+
 def arch_names() -> list[str]:
     """The architecture configs shipped in `lora_repro/models/configs/`."""
     return sorted(p.stem for p in MODEL_CONFIGS_DIR.glob("*.json"))

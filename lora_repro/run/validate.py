@@ -1,7 +1,8 @@
 """Everything a run can check before any compute, all problems at once (`ConfigError` lists them).
 
 Each layer checks what it owns: the trainer options (`train.config.TrainerConfig.check`), the task and its
-data_dir (`Task.check_data_dir`), the model's config (`models.model_config`, no weights), the method's
+data_dir (`Task.check_data_dir`), the model's config (`models.model_config`, no weights; the paper's models
+from their shipped configs, so no network), that hub files are cached or reachable (`run.hub`), the method's
 options against the architecture built on the meta device (`Method.validate`), and an adapter to start
 from. A run's identity is `records.run_identity` of the resolved config.
 """
@@ -48,9 +49,10 @@ def validate(cfg: Any) -> ValidatedRun:
     from ..methods import MethodConfigError, resolve_config
     from ..methods.arch import UnsupportedModelError, get_arch
     from ..methods.io import ADAPTER_WEIGHTS
-    from ..models import ModelConfigError, is_decoder_only, max_positions, meta_model, model_config
+    from ..models import ModelConfigError, is_decoder_only, max_positions, meta_model, model_config, shipped_config
     from ..tasks import TaskConfigError, get_task
     from ..train.config import TrainerConfig
+    from .hub import unavailable, unavailable_problem
 
     config = plain_config(cfg)
     p = Problems()
@@ -71,9 +73,13 @@ def validate(cfg: Any) -> ValidatedRun:
     for key in ("max_train_samples", "max_eval_samples"):
         if t.get(key) is not None:
             p.check(is_positive_int(t[key]), f"task.{key}", t[key], "null or an integer > 0")
+    missing, unreachable = unavailable(config)   # hub files neither cached nor downloadable: one line, no retries
+    if missing:
+        p.append(unavailable_problem(missing, unreachable, config))
     mconf = None
     try:
-        mconf = model_config(config["model"])
+        if not any(n.kind == "model" for n in missing) or shipped_config(config["model"].get("pretrained")):
+            mconf = model_config(config["model"], shipped=True)   # the paper's models: shipped config, no network
     except ModelConfigError as e:
         p.append(str(e))
     except OSError as e:  # a hub id without network / cache, or a local dir without config.json

@@ -60,17 +60,6 @@ def model_spec(model: Mapping | str, config_dir: str | Path | None = None) -> di
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
-def _offline(spec: dict) -> dict:
-    """A hub checkpoint is sized from the config JSON shipped under its repo name (no download)."""
-    from ..paths import MODEL_CONFIGS_DIR
-
-    pretrained = spec.get("pretrained")
-    if not pretrained or str(pretrained).startswith("package:") or Path(pretrained).exists():
-        return spec
-    shipped = MODEL_CONFIGS_DIR / f"{str(pretrained).rstrip('/').rsplit('/', 1)[-1]}.json"
-    return {**spec, "pretrained": None, "arch_config": str(shipped)} if shipped.is_file() else spec
-
-
 def model_size(model: Mapping | str) -> tuple[int, int]:
     """(parameters, layers) of a run config's model, counted on the meta device; cached per model name.
     KeyError when the model has no config, ModelConfigError/OSError when it cannot be built offline."""
@@ -78,7 +67,7 @@ def model_size(model: Mapping | str) -> tuple[int, int]:
     if name not in _SIZES:
         from ..models import meta_model, model_config
 
-        config = model_config(_offline(model_spec(model)))
+        config = model_config(model_spec(model), shipped=True)   # a paper model: its shipped config
         _SIZES[name] = (sum(p.numel() for p in meta_model(config).parameters()), config.num_hidden_layers)
     return _SIZES[name]
 
