@@ -26,3 +26,25 @@ torch.set_num_threads(1)
 @pytest.fixture(params=ARCH_TYPES)
 def arch_type(request):
     return request.param
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """HF_HOME=<tmp> (empty), the hub off limits by setting, and any network use an error."""
+    import socket
+
+    import datasets.config
+    from huggingface_hub import constants
+
+    from lora_repro.run import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf" / "datasets")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.unreachable_reason.cache_clear()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network used: {args}")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    yield tmp_path / "hf"
+    hub.unreachable_reason.cache_clear()

@@ -188,3 +188,26 @@ def check_record(rec, setup, method, tmp_path):
     with open(Path(rec["adapter_dir"]) / "adapter_config.json") as f:
         assert json.load(f)["name"] == method
     assert_wandb_agrees(rec, tmp_path / "results")       # offline although WANDB_MODE was unset
+
+
+# --- the Hugging Face caches, laid out as the libraries lay them out (offline tests of run.hub / fetch) ----
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def cache_checkpoint(hub_cache, repo_id, files):
+    """A checkpoint in the hub cache's layout (refs/main -> snapshots/<commit>/<files>)."""
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    snapshot = repo / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (snapshot / f).write_text("{}")
+    return snapshot
+
+
+def cache_dataset(datasets_cache, repo_id, name):
+    """A dataset config prepared by `datasets.load_dataset`, in the datasets cache's layout."""
+    d = datasets_cache / repo_id.replace("/", "___") / name / "0.0.0" / "abc123"
+    d.mkdir(parents=True)
+    (d / "dataset_info.json").write_text(json.dumps({"config_name": name}))

@@ -32,10 +32,10 @@ from .build import (
 from .source import SHIPPED_HUB_CONFIGS, ModelConfigError, arch_names, arch_values, resolve_source, shipped_config
 from .tiny import TINY_OVERRIDES, shape, tiny_overrides
 
-__all__ = ["ModelConfigError", "SHIPPED_HUB_CONFIGS", "TINY_OVERRIDES", "arch_config", "arch_names", "arch_values", "build",
-           "config_from_values", "head_class", "is_decoder_only", "load_model", "load_tokenizer", "max_positions",
-           "meta_model", "model_config", "resolve_source", "shape", "shipped_config", "task_num_labels",
-           "tiny_overrides"]
+__all__ = ["ModelConfigError", "SHIPPED_HUB_CONFIGS", "TINY_OVERRIDES", "arch_config", "arch_names", "arch_values",
+           "build", "config_from_values", "head_class", "is_decoder_only", "load_model", "load_tokenizer",
+           "max_positions", "meta_model", "model_config", "resolve_source", "shape", "shipped_config",
+           "task_num_labels", "tiny_overrides"]
 
 
 def _get(cfg: Any, key: str, default=None):

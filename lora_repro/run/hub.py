@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 # Files of a checkpoint repo, as `from_pretrained` looks for them (the first weights format found wins).
 CONFIG_FILE = "config.json"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spm.model")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 PROBE_TIMEOUT_S = 3.0
@@ -101,7 +102,7 @@ def is_cached(need: HubNeed, hf_home: str | os.PathLike | None = None) -> bool:
     hub_cache, datasets_cache = cache_dirs(hf_home)
     if need.kind == "dataset":
         try:
-            from datasets.packaged_modules.cache.cache import _find_hash_in_cache   # datasets' own offline lookup
+            from datasets.packaged_modules.cache.cache import _find_hash_in_cache  # datasets' own offline lookup
         except ImportError:   # another datasets layout: cannot tell, so do not block the run
             return True
         try:

@@ -1,52 +1,12 @@
 """Air-gapped compute nodes: what a run needs from the hub, whether the cache has it (checked with the
 libraries' own cache lookups), and validation that never touches the network for the paper's models and
 names what is missing, with the fetch command, in one line."""
-import json
 import socket
 
 import pytest
 
 from lora_repro.run import RunConfigError, hub, validate
-from tests.helpers import app, compose_cfg
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def cache_checkpoint(hub_cache, repo_id, files):
-    """A checkpoint in the hub cache's layout (refs/main -> snapshots/<commit>/<files>)."""
-    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    snapshot = repo / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        (snapshot / f).write_text("{}")
-    return snapshot
-
-
-def cache_dataset(datasets_cache, repo_id, name):
-    """A dataset config prepared by `datasets.load_dataset`, in the datasets cache's layout."""
-    d = datasets_cache / repo_id.replace("/", "___") / name / "0.0.0" / "abc123"
-    d.mkdir(parents=True)
-    (d / "dataset_info.json").write_text(json.dumps({"config_name": name}))
-
-
-@pytest.fixture
-def empty_cache(tmp_path, monkeypatch):
-    """HF_HOME=<tmp> (empty), the hub off limits by setting, and any network use an error."""
-    import datasets.config
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf" / "datasets")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    hub.unreachable_reason.cache_clear()
-
-    def no_network(*args, **kwargs):
-        raise AssertionError(f"network used: {args}")
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    yield tmp_path / "hf"
-    hub.unreachable_reason.cache_clear()
+from tests.helpers import app, cache_checkpoint, cache_dataset, compose_cfg
 
 
 def test_a_runs_needs_come_from_its_model_and_task():
