@@ -25,8 +25,19 @@ CONF_DIR = REPO_DIR / "conf"                   # the Hydra configs
 PAPER_DATA_DIR = PACKAGE_DIR / "paper" / "data"        # the paper's tables and hyperparameters, with sources
 MODEL_CONFIGS_DIR = PACKAGE_DIR / "models" / "configs"  # architecture configs of the paper's models
 DEFAULT_RESULTS = "results"
+RESULTS_ENV = "LORA_REPRO_RESULTS"             # the results dir the notebook reads
 
 PathLike = str | os.PathLike
+
+
+def user_results_dir(value: PathLike | None = None) -> Path:
+    """A results dir a user names (default: $LORA_REPRO_RESULTS, else `results`), made absolute. A relative path
+    is taken from the checkout's root, wherever the caller runs (a notebook's kernel starts in notebooks/);
+    for an installed package without a checkout, from the working directory."""
+    path = Path(value if value is not None else (os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)).expanduser()
+    if path.is_absolute():
+        return path
+    return Path(os.path.normpath((REPO_DIR if CONF_DIR.is_dir() else Path.cwd()) / path))
 
 
 def paper_csv(name: str) -> Path:
