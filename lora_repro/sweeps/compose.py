@@ -198,11 +198,17 @@ def preset_jobs(experiment: str, extra: Sequence[str] = (), config_dir: str | os
 
 
 def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
+    from ..train.progress import bar
+
     jobs = []
-    for overrides in sweep_overrides([f"+experiment={experiment}", *extra], config_dir):
+    todo = sweep_overrides([f"+experiment={experiment}", *extra], config_dir)
+    shown = bar(len(todo), f"composing +experiment={experiment}", unit="job")   # table2: 515 jobs, ~1 min
+    for overrides in todo:
         try:
             config = resolved_config(overrides, config_dir)
         except Exception as e:  # noqa: BLE001
             raise SweepError(f"cannot compose job {' '.join(overrides)}: {type(e).__name__}: {e}") from e
         jobs.append(Job(overrides, config, run_id_of(config), str(config.get("results_dir") or paths.DEFAULT_RESULTS)))
+        shown.update(1)
+    shown.close()
     return jobs

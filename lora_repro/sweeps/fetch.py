@@ -26,16 +26,18 @@ SKIP_SUFFIXES = (".h5", ".msgpack", ".ot", ".onnx", ".tflite", ".mlmodel", ".ggu
 KEEP_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".tiktoken")
 
 
-def plan(overrides: Sequence[str], progress: bool | None = None) -> tuple[int, list[hub.HubNeed]]:
+def plan(overrides: Sequence[str]) -> tuple[int, list[hub.HubNeed]]:
     """(number of jobs, the hub repos they need, each once) for `train.py -m <overrides>`."""
-    from tqdm.auto import tqdm
+    from ..train.progress import bar
 
     with sweep.hydra_context():
         jobs = sweep.sweep_overrides(list(overrides))
+        shown = bar(len(jobs), "composing jobs", unit="job")
         found = []
-        for overrides_ in tqdm(jobs, desc="composing jobs", unit="job", leave=False,
-                               disable=None if progress is None else not progress):
-            found += hub.needs(sweep.resolved_config(overrides_))
+        for job in jobs:
+            found += hub.needs(sweep.resolved_config(job))
+            shown.update(1)
+        shown.close()
     return len(jobs), hub.unique(found)
 
 

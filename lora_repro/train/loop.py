@@ -10,6 +10,7 @@ run before the optimizer step with an error naming the step.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,8 @@ from .optim import linear_schedule, make_optimizer, warmup_steps
 from .precision import autocast as precision_autocast
 from .precision import prepare_model_for_training, resolve_precision
 from .state import load_state, save_state
+
+log = logging.getLogger("lora_repro.train")
 
 # Called before every training micro-batch as hook(epoch, batch_index, step): instrumentation (the fault
 # suite paces runs through it so that a kill lands mid-epoch; a profiler could mark steps). Rank 0 and others.
@@ -76,7 +79,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
     interrupted. A NaN/inf loss raises NonFiniteLossError; any exception leaving fit carries `last_step`
     (optimizer steps completed) for the run's failure record.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as make_bar
+    from .progress import epoch_line
 
     dist = dist or dist_mod.Dist(device=next(model.parameters()).device)
     device = dist.device
@@ -148,8 +152,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                          peak_memory_bytes=peak, peak_memory_kind=kind, interrupted=interrupted,
                          stop_reason=reason, extra={"precision": precision})
 
-    bar = tqdm(total=total_steps, initial=progress["step"], desc=f"train {task.name}", leave=False,
-               disable=not progress_bar or not dist.main)
+    bar = make_bar(total_steps, f"train {task.name}", enabled=progress_bar and dist.main, initial=progress["step"],
+                   unit="step")   # a bar at a terminal, a log line a minute in a log file
 
     def stop_requested() -> bool:
         """Every rank stops at the same step boundary (a signal may reach only some of them)."""
@@ -219,7 +223,8 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                 eval_model = dist_mod.unwrap(ddp_model)
                 per_split = {}
                 for s in splits:
-                    ebar = tqdm(total=len(evals[s]), desc=f"eval {s}", leave=False, disable=not progress_bar)
+                    ebar = make_bar(len(evals[s]), f"{'generate' if decoder else 'eval'} {s}", enabled=progress_bar,
+                                    unit="example")
                     if decoder:
                         per_split[s] = evaluate_generation(eval_model, tokenizer, task, evals[s], gen, max_length,
                                                            eval_bs, device, autocast, ebar)
@@ -235,6 +240,11 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                     progress["best"], progress["best_epoch"] = metrics, epoch + 1
                     if on_best:
                         on_best(eval_model, epoch + 1, metrics)
+                log.info("%s", epoch_line(epoch + 1, epochs, metrics, task.main_metric, progress["best_epoch"],
+                                          progress["step"], total_steps, watch.seconds))
+            elif dist.main:
+                log.info("epoch %d/%d: train_loss=%.4g (not evaluated: trainer.eval_epochs=%s)", epoch + 1, epochs,
+                         progress["loss_sum"] / max(1, progress["loss_n"]), cfg.eval_epochs)
                 if on_log:
                     on_log({f"eval/{k}": v for k, v in metrics.items()}, progress["step"])
             progress.update(epoch=epoch + 1, batches_done=0, loss_sum=0.0, loss_n=0)

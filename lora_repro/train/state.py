@@ -4,6 +4,7 @@ model the same way (same seed, same checkpoint) and loads only what trains."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import tempfile
@@ -16,6 +17,7 @@ from torch import nn
 from ..methods.io import trainable_tensors
 
 STATE_FILE = "state.pt"
+log = logging.getLogger("lora_repro.train")
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -61,6 +63,7 @@ def load_state(directory: str | os.PathLike, model, optimizer, scheduler, scaler
     """Restore a saved state into the live objects; returns its progress (None when there is none)."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
+        log.info("fresh start: no saved state in %s", directory)   # a resumed run logs the step it resumes from
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     missing = model.load_state_dict(state["model"], strict=False)
