@@ -11,6 +11,7 @@ is missing and the fetch command, instead of spending ~30 s in hub retries per f
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,7 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spm.model")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 PROBE_TIMEOUT_S = 3.0
+log = logging.getLogger("lora_repro.run")
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
@@ -151,11 +153,21 @@ def unreachable_reason() -> str | None:
 def unavailable(config: Mapping, hf_home=None) -> tuple[list[HubNeed], str | None]:
     """(the hub repos this run needs that are not cached, why the hub cannot supply them); ([], None) when
     the run can load everything (cached, or the hub is reachable: then it downloads)."""
-    missing = [n for n in needs(config) if not is_cached(n, hf_home)]
+    wanted = needs(config)
+    missing = [n for n in wanted if not is_cached(n, hf_home)]
     if not missing:
+        if wanted and offline_reason() is None and unreachable_reason():
+            _warn_retries(unreachable_reason())
         return [], None
     reason = unreachable_reason()
     return (missing, reason) if reason else ([], None)
+
+
+@functools.cache
+def _warn_retries(reason: str) -> None:
+    """Once per process: cached files are found, but only after the libraries retry the hub (~30 s a file)."""
+    log.warning("the hub is unreachable (%s) and HF_HUB_OFFLINE is not set: the libraries retry it for ~30 s per "
+                "file before using the cache; set HF_HUB_OFFLINE=1 on machines without internet", reason)
 
 
 def fetch_command(config: Mapping) -> str:

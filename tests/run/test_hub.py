@@ -107,3 +107,28 @@ def test_a_run_on_an_offline_node_with_an_empty_cache_fails_in_one_line(tmp_path
     assert "FacebookAI/roberta-base" in errors[0] and "lora-repro fetch model=roberta-base task=glue/rte" in errors[0]
     assert str(tmp_path / "hf") in errors[0]
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_cached_files_on_an_unreachable_hub_validate_with_one_warning_to_set_offline(empty_cache, monkeypatch,
+                                                                                    caplog):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    for var in hub.PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    def refused(*args, **kwargs):
+        raise ConnectionRefusedError("refused")
+    monkeypatch.setattr(socket, "create_connection", refused)
+    hub._warn_retries.cache_clear()
+    cache_checkpoint(empty_cache / "hub", "FacebookAI/roberta-base", ["config.json", "model.safetensors",
+                                                                      "tokenizer.json"])
+    cache_dataset(empty_cache / "datasets", "nyu-mll/glue", "rte")
+    cfg = compose_cfg(["model=roberta-base", "task=glue/rte", "logger=none"])
+    with caplog.at_level("WARNING", logger="lora_repro.run"):
+        validate(cfg)
+        validate(cfg)
+    warnings = [r.getMessage() for r in caplog.records if "HF_HUB_OFFLINE is not set" in r.getMessage()]
+    assert len(warnings) == 1 and "refused" in warnings[0]
+    hub._warn_retries.cache_clear()
