@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                         "default: the Hugging Face cache of this environment")
     p.add_argument("overrides", nargs="*", help="the sweep's overrides, as given to experiments/train.py -m")
     args = p.parse_args(argv)
+    from ..train.progress import cli_logging
+    cli_logging()
     label = " ".join(args.overrides) or "(the default run)"
     try:
         n_jobs, needs = plan(args.overrides)

@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", action="store_true", help="list every run with its overrides and done/todo")
     p.add_argument("overrides", nargs="*", help="extra overrides, as given to experiments/train.py -m")
     args = p.parse_args(argv)
+    from ..train.progress import cli_logging
+    cli_logging()   # progress of composing the jobs (a table2 stage: ~1 min) where no bar is drawn
     stages = []
     for experiment in args.experiment:
         try:

@@ -16,6 +16,17 @@ log = logging.getLogger("lora_repro.progress")
 LOG_EVERY_S = 60.0
 
 
+def cli_logging() -> None:
+    """A console command (`lora-repro plan`, `fetch`) shows the package's log lines, progress included, on
+    stderr, unless logging is configured already (the Hydra app configures its own)."""
+    pkg = logging.getLogger("lora_repro")
+    if not pkg.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        pkg.addHandler(handler)
+        pkg.setLevel(logging.INFO)
+
+
 def interactive() -> bool:
     """Whether a person watches stderr (a terminal), so a bar is worth drawing."""
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
