@@ -38,7 +38,7 @@ def plan(overrides: Sequence[str]) -> tuple[int, list[hub.HubNeed]]:
             found += hub.needs(sweep.resolved_config(job))
             shown.update(1)
         shown.close()
-    return len(jobs), hub.unique(found)
+    return len(jobs), sorted(hub.unique(found), key=lambda n: n.kind == "dataset")   # checkpoints first
 
 
 def repo_files(need: hub.HubNeed, listing: Sequence[str]) -> list[str]:

@@ -15,6 +15,8 @@ def test_the_plan_lists_each_repo_once_and_local_data_needs_nothing():
     assert n == 4
     assert needs == [hub.HubNeed("model", "FacebookAI/roberta-base"), hub.HubNeed("dataset", "nyu-mll/glue", "rte"),
                      hub.HubNeed("dataset", "nyu-mll/glue", "mrpc")]
+    assert [x.kind for x in fetch.plan(["model=gpt2-medium,roberta-base", "task=glue/rte"])[1]] == \
+        ["model", "model", "dataset"]                              # checkpoints first, then the data
     assert fetch.plan(["model=tiny-roberta", "task=glue/rte", "task.data_dir=/data/rte"])[1] == []
 
 
