@@ -16,6 +16,7 @@ Every module that reads or writes one of these asks this module for the path.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -83,3 +84,18 @@ def figures_dir(results_dir: PathLike) -> Path:
 
 def analysis_dir(results_dir: PathLike) -> Path:
     return Path(results_dir) / "analysis"
+
+
+def create_mode(executable: bool = False) -> int:
+    """The mode a new file (or directory) gets under this process's umask. Files written through a temp file
+    (`tempfile.mkstemp` makes them 0600) are chmod-ed to it, so a shared results dir stays readable by the
+    colleagues the umask lets in."""
+    umask = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    if umask is None:   # no /proc: read it the racy way (set and restore)
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return (0o777 if executable else 0o666) & ~umask

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .paths import record_path, runs_dir  # noqa: F401  (the layout is spelled in paths.py; records.record_path stays)
+from .paths import create_mode, record_path, runs_dir  # noqa: F401  (the layout is spelled in paths.py; records.record_path stays)
 
 # Top-level config keys that never change what a run computes.
 IDENTITY_EXCLUDED_KEYS = frozenset(
@@ -155,6 +155,7 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, create_mode())  # mkstemp makes 0600: a colleague's `tables` on a shared dir must read it
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True, default=str)
             f.flush()

@@ -267,10 +267,8 @@ class Suite:
 
 
 def _progress(state: Path) -> dict | None:
-    if not state.is_file():
-        return None
-    import torch
-    return torch.load(state, map_location="cpu", weights_only=False)["progress"]
+    from lora_repro.train.state import load_progress  # data only: a state file never runs code
+    return load_progress(state.parent)
 
 
 # --- child modes -------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ roberta-base stores a few MB next to a shared 500 MB base. This works for every 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..paths import create_mode
 from .arch import is_head_param
 from .base import METHODS, AdapterLoadError, MethodReport, apply_method, resolve_config
 
@@ -42,10 +45,25 @@ def save_adapter(model: nn.Module, directory: str | Path, method_config: Any,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: p.detach().cpu().contiguous() for k, p in trainable_tensors(model).items()}
-    save_file(tensors, str(directory / ADAPTER_WEIGHTS), metadata={"format": "pt"})
     config = {"name": cls.name, **options, "base_model": base_model_name}
-    (directory / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    # each file replaced whole (temp file + rename): a kill mid-save never leaves a torn adapter, and a
+    # hard link to the previous file (run.adapter_store) keeps the previous content
+    _write_replacing(directory / ADAPTER_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    _write_replacing(directory / ADAPTER_CONFIG,
+                     lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     return directory
+
+
+def _write_replacing(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(str(tmp))
+        os.chmod(tmp, create_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def load_adapter_config(directory: str | Path) -> dict:

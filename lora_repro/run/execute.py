@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, records
+from . import adapter_store
 from .validate import ValidatedRun, validate
 
 log = logging.getLogger("lora_repro.run")
@@ -181,8 +182,12 @@ def _execute_locked(v: ValidatedRun, stop, results_dir) -> Outcome:
         return Outcome("stopped", v.run_id)
     if not dist.main:
         return Outcome("done", v.run_id)
-    rec = make_record(v, report, result, records.STATUS_FINISHED, adapter_dir if adapter_dir.exists() else None)
+    # the new adapter goes beside the finished one; the record (written atomically) is the switch
+    final = adapter_store.promote(adapter_dir, results_dir, v.run_id) if adapter_dir.exists() else None
+    rec = make_record(v, report, result, records.STATUS_FINISHED, final)
     records.write_record(rec, results_dir)
+    if final is not None:
+        adapter_store.publish(final, results_dir, v.run_id)
     if wb:
         wb.finish_with(rec)
     shutil.rmtree(paths.state_dir(results_dir, v.run_id), ignore_errors=True)  # only the adapter stays
@@ -198,7 +203,9 @@ def _train(v: ValidatedRun, dist, results_dir, stop, made: dict):
     from ..train import fit
 
     config = v.config
-    adapter_dir = made["adapter_dir"] = paths.adapter_dir(results_dir, v.run_id)
+    adapter_dir = made["adapter_dir"] = adapter_store.staged_dir(results_dir, v.run_id)  # published when finished
+    if dist.main:
+        adapter_store.clear_stale_stage(results_dir, v.run_id, resume=config.get("resume", True))
     seed_everything(config["seed"])
     model, tokenizer = load_model(config["model"], v.task)
     report = made["report"] = apply_method(model, v.method_cfg)

@@ -20,6 +20,7 @@ from lora_repro.run import RunConfigError, run, validate
 from lora_repro.run.preempt import deferred_stop_signals
 from lora_repro.tasks.fixtures import write_fixture
 from lora_repro.train import loop
+from lora_repro.train.state import load_progress
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +66,7 @@ def test_stop_signal_checkpoints_at_the_step_boundary_hands_over_and_resumes_bit
     seen = []
 
     def requeue(signum, frame):  # what submitit does: checkpoint, requeue, exit
-        seen.append((signum, torch.load(state, weights_only=False)["progress"]))
+        seen.append((signum, load_progress(state.parent)))
         raise SystemExit(-1)
 
     previous = signal.signal(signal.SIGUSR1, requeue)
