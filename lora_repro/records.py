@@ -17,6 +17,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -243,15 +244,46 @@ def load_records(results_dir: str | os.PathLike) -> tuple[list[dict], list[tuple
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             bad.append((path, f"not valid JSON: {e}"))
             continue
+        except OSError as e:  # a dangling link, a directory named *.json, a file this user may not read
+            bad.append((path, f"cannot be read: {type(e).__name__}: {e.strerror or e}"))
+            continue
         if not isinstance(data, dict):
             bad.append((path, "not a JSON object"))
             continue
-        problems = validate_record(data)
+        problems = validate_record(data) or _table_problems(data, path)
         if problems:
             bad.append((path, "; ".join(problems)))
             continue
         records.append(data)
     return records, bad
+
+
+def _table_problems(record: Mapping, path: Path) -> list[str]:
+    """What would put a record in the wrong cell or break a table: a seed that is not an integer, a metric
+    that is not a finite number, a file name that is not its run_id (a stray copy), top-level fields that
+    disagree with the config they were made from (a hand edit)."""
+    problems = []
+    seed = record.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        problems.append(f"seed {seed!r} is not an integer")
+    if is_finished(record):
+        odd = {k: v for k, v in record["metrics"].items()
+               if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))}
+        if odd:
+            problems.append(f"metrics that are not finite numbers: {odd}")
+    if path.stem != str(record.get("run_id")):
+        problems.append(f"run_id {record.get('run_id')!r} is not the file's name {path.stem!r}")
+    config = record.get("config")
+    if isinstance(config, Mapping):
+        def name(key):
+            value = config.get(key)
+            return value.get("name") if isinstance(value, Mapping) else value
+        pairs = (("task", record.get("task"), name("task")), ("model", record.get("model"), name("model")),
+                 ("method", method_name(record), name("method")), ("seed", seed, config.get("seed")))
+        for key, mine, theirs in pairs:
+            if theirs is not None and mine != theirs:
+                problems.append(f"{key} {mine!r} disagrees with its config's {theirs!r}")
+    return problems
 
 
 # ----------------------------------------------------------------------------------- reading a record
