@@ -133,11 +133,15 @@ def load_adapter_dir(adapter_dir: str | Path, label: str | None = None, record: 
     missing = [str(p) for p in (weights, cfg_path) if not p.is_file()]
     if missing:
         raise AnalysisError(f"adapter directory {str(adapter_dir)!r} lacks {missing}")
-    config = load_adapter_config(adapter_dir)
-    require_low_rank(config.get("name"), str(cfg_path))
-    factors = factors_of(load_adapter_tensors(adapter_dir), config, source=str(weights))
+    try:
+        config = load_adapter_config(adapter_dir)
+        require_low_rank(config.get("name"), str(cfg_path))
+        tensors = load_adapter_tensors(adapter_dir)
+    except AdapterLoadError as e:  # a damaged or edited adapter: named, not a raw safetensors traceback
+        raise AnalysisError(str(e)) from e
+    factors = factors_of(tensors, config, source=str(weights))
     if label is None:
-        label = adapter_dir.parent.name if adapter_dir.name == "adapter" else adapter_dir.name
+        label = adapter_dir.parent.name if adapter_dir.name.split(".")[0] == "adapter" else adapter_dir.name
     return LoraRun(label=label, adapter_dir=adapter_dir, config=config, record=record, factors=factors)
 
 

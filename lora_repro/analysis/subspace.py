@@ -46,6 +46,10 @@ def phi(A1: torch.Tensor, A2: torch.Tensor, i: int, j: int) -> float:
 def compare_runs(run_a: LoraRun, run_b: LoraRun, layers: list[int] | None = None,
                  targets: list[str] | None = None) -> dict[tuple[int, str], torch.Tensor]:
     """φ grids per (layer, target) between the A matrices of two runs (the same layers and targets)."""
+    bases = [(run.config or {}).get("base_model") for run in (run_a, run_b)]
+    if all(bases) and bases[0] != bases[1]:
+        raise AnalysisError(f"runs {run_a.label!r} and {run_b.label!r} adapt different base models {bases}: their "
+                            f"subspaces are not comparable")
     keys_a, keys_b = set(run_a.factors), set(run_b.factors)
     for name, wanted, have in (("layer", layers, set(run_a.layers) | set(run_b.layers)),
                                ("target", targets, set(run_a.targets) | set(run_b.targets))):
