@@ -68,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-empty-rows", action="store_true",
                    help="leave out the paper's rows that have no finished record (e.g. for the demo)")
     args = p.parse_args(argv)
-    written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows)
+    try:
+        written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows)
+    except OSError as e:  # e.g. a colleague's read-only results dir: the tables can go elsewhere
+        print(f"lora-repro tables: {e.filename or args.out or tables_dir(args.results)}: {e.strerror or e}; to "
+              f"write the tables elsewhere (e.g. from a read-only results dir) pass --out DIR", file=sys.stderr)
+        return 2
     for n, path in written.items():
         print(f"table {n}: {path} (+ .csv, .tex)")
     for n in args.show:

@@ -165,8 +165,9 @@ def _execute_locked(v: ValidatedRun, stop, results_dir) -> Outcome:
         if dist.main:
             rec = failure_record(v, made.get("report"), e, dist.device)
             records.write_record(rec, results_dir)
-            log.error("run %s failed at step %s: %s; failure record %s", v.run_id, rec["last_step"], rec["error"],
-                      path)
+            kept = records.finished_record(results_dir, v.run_id) is not None   # a failure never replaces it
+            log.error("run %s failed at step %s: %s; %s %s", v.run_id, rec["last_step"], rec["error"],
+                      "the finished record is kept:" if kept else "failure record", path)
             if wb:
                 wb.finish_with(rec)
         raise

@@ -193,3 +193,14 @@ def test_odd_and_tampered_records_are_reported_and_skipped_not_fatal(tmp_path, c
     rows = list(csv.DictReader(io.StringIO((tmp_path / "tables" / "table2.csv").read_text())))
     cell = {r["column"]: r for r in rows if r["model"] == "roberta-base" and r["method"] == "LoRA"}
     assert (cell["SST-2"]["n"], float(cell["SST-2"]["ours"])) == ("1", 90.0) and cell["MNLI"]["n"] == "0"
+
+
+def test_tables_that_cannot_be_written_say_where_and_point_to_out(tmp_path, capsys):
+    """Review K12: a results dir the user cannot write (read-only, a colleague's) gave a traceback."""
+    write(tmp_path, [make_record("a", value=80.0)])
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")
+    assert report.main(["--results", str(tmp_path), "--out", str(blocker / "tables"), "--tables", "2"]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker / "tables") in err and "pass --out DIR" in err
+    assert report.main(["--results", str(tmp_path), "--out", str(tmp_path / "elsewhere"), "--tables", "2"]) == 0

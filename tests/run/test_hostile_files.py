@@ -131,7 +131,7 @@ def _adapter_file(rec) -> Path:
     return Path(rec["adapter_dir"]) / "adapter.safetensors"
 
 
-def test_a_stopped_or_failed_rerun_leaves_the_finished_record_and_its_adapter_alone(tmp_path, monkeypatch):
+def test_a_stopped_or_failed_rerun_leaves_the_finished_record_and_its_adapter_alone(tmp_path, monkeypatch, caplog):
     first = run(compose_cfg(base(tmp_path)))
     rec_path = records.record_path(tmp_path / "res", first["run_id"])
     before = (rec_path.read_text(), sha(_adapter_file(first)))
@@ -159,6 +159,7 @@ def test_a_stopped_or_failed_rerun_leaves_the_finished_record_and_its_adapter_al
     with pytest.raises(RuntimeError, match="injected"):
         run(compose_cfg(rerun))
     unchanged()
+    assert f"the finished record is kept: {rec_path}" in caplog.text and "failure record" not in caplog.text  # F35
     monkeypatch.undo()
     # ... killed between publishing its new adapter and writing its record
     monkeypatch.setattr(records, "write_record", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
