@@ -3,8 +3,10 @@
 A results directory (``results_dir`` in conf/config.yaml) holds::
 
     runs/<run_id>.json                      one record per run identity (lora_repro.records)
-    checkpoints/<run_id>/adapter/           the run's adapter-only weights (lora_repro.methods.io)
-    checkpoints/<run_id>/state/             resume state of a stopped run (removed when it finishes)
+    checkpoints/<run_id>/adapter/           the run's adapter-only weights (lora_repro.methods.io): a symlink to
+    checkpoints/<run_id>/adapter.<version>/   the version its record names (lora_repro.run.adapter_store)
+    checkpoints/<run_id>/state/             resume state of a stopped run, its best adapter so far in
+                                            state/adapter/ (removed when it finishes)
     checkpoints/<run_id>/run.lock           one process per run identity
     bench/*.jsonl, bench/summary.md         benchmark lines (lora_repro.bench)
     tables/table<N>.{md,csv,tex}            the paper's tables (lora_repro.report)
