@@ -95,7 +95,8 @@ def read_state(path: str | os.PathLike) -> dict:
     except Exception as e:  # noqa: BLE001 - torch raises OSError, RuntimeError, UnpicklingError, EOFError, ...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if "weights only" in str(e).lower() or "weights_only" in str(e):
-            first = "it holds objects other than tensors and plain data (refused: unpickling them could run code)"
+            first = ("it holds objects other than tensors and plain data: written by an older version, or planted "
+                     "(refused: unpickling them could run code)")
         raise ResumeStateError(path, f"the file does not load ({type(e).__name__}: {first})") from e
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         fmt = state.get("format", 1) if isinstance(state, dict) else type(state).__name__
