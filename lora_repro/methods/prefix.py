@@ -77,8 +77,9 @@ def _word_embeddings(model: nn.Module) -> nn.Embedding:
 def inserted_positions(model: nn.Module) -> int:
     """Positions a prefix method adds to every sequence (0 without one): the text gets that many fewer,
     so that text + inserted tokens fit the model's positions (Table 4's PreEmbed on SAMSum: 1024 - 264)."""
-    prefix = getattr(base_model(model), "prefix_tuning", None)
-    return prefix.num_inserted if isinstance(prefix, PrefixTokens) else 0
+    body = base_model(model)
+    prefix = getattr(body, "prefix_tuning", None) or getattr(body, "prefix_kv", None)  # prefix_tuning.py's
+    return int(getattr(prefix, "num_inserted", 0))
 
 
 def _prefix_at(model: nn.Module) -> int:
@@ -260,7 +261,7 @@ class _PrefixMethod(Method):
         if limit and cfg["prefix_len"] + cfg["infix_len"] >= limit:
             raise MethodConfigError(f"{self.name}: prefix_len + infix_len = {cfg['prefix_len'] + cfg['infix_len']} "
                                     f"leaves no room for text within the model's {limit} positions")
-        if hasattr(base_model(model), "prefix_tuning"):
+        if hasattr(base_model(model), "prefix_tuning") or hasattr(base_model(model), "prefix_kv"):
             raise MethodConfigError(f"{self.name}: the model already has prefix tokens; apply one prefix method")
 
     @classmethod
