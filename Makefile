@@ -25,6 +25,7 @@ setup: ## .venv with a CPU torch (SYSTEM_SITE=1 keeps an existing torch), then t
 	# An existing torch is left alone; otherwise the CPU wheel (a bare `torch` would pull a multi-GB CUDA build).
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	@$(PY) -c "from lora_repro.metrics.coco_java import unavailable as u; r = u(); print('E2E METEOR 1.5: ' + (r or 'ready (Java + pycocoevalcap jars)'))"
 
 lint: ## ruff (rules in pyproject.toml) over the package, tests, tools and experiments
 	$(PY) -m ruff check lora_repro tests tools experiments

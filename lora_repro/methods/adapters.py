@@ -9,12 +9,27 @@ the base weights keep their state-dict keys and adapter tensors read
 
 Placement (module names come from arch.py):
 - adapter_h (Houlsby et al. 2019): after the self-attention output projection and after the FFN
-  output projection, before their residual connections: two per block.
-- adapter_p (Pfeiffer et al. 2021): one per block, after the FFN output projection.
+  output projection, before their residual connections: two per block. `placement: authors` (the
+  default) puts it after the dropout that follows the projection, as the LoRA authors' code
+  (examples/NLU/src/transformers/models/roberta/modeling_roberta.py, RobertaSelfOutput/RobertaOutput)
+  does; `placement: projection` right on the projection's output (before that dropout).
+- adapter_p (Pfeiffer et al. 2021): one per block on the FFN. `placement: authors` (the default; post-LN
+  encoders) is the authors' RobertaOutput: h = dropout(ffn_out(.)), the adapter reads LayerNorm(h + x)
+  ("after a LayerNorm", as the paper says) with residual h, and the block's LayerNorm is applied again:
+  LN(h + up(act(down(LN(h + x)))) + x). `placement: projection`: a plain bottleneck on the FFN output
+  projection (the only choice on pre-LN GPT-2).
 - adapter_l (Lin et al. 2020): one per block on the block's output, with its own LayerNorm in
   front of the bottleneck: h + up(act(down(LN(h)))).
 - adapter_d (AdapterDrop, Rücklé et al. 2020): Houlsby (or Pfeiffer) adapters, none in the lowest
   `drop` blocks.
+
+Nonlinearity and initialisation: the authors' Houlsby adapters use swish (SiLU), their Pfeiffer adapters
+ReLU; their adapter Linear layers are initialised by the model's `init_weights` (weights N(0, 0.02), the
+config's initializer_range, biases 0), so an adapter does not start as the identity. `init: authors` does
+that (the default of adapter_h and adapter_p, the rows marked † in Table 2); `init: identity` draws the
+down projection from N(0, init_scale) and zeroes the up projection, so a freshly adapted model computes what
+the base model computes (the default of adapter_l and adapter_d, copied rows whose sources start near the
+identity).
 
 Parameter count, the paper's |Θ| = L̂_Adpt·(2·d·r + r + d) + 2·L̂_LN·d: the LayerNorm term is the
 Adapter^L's own LayerNorm (weight and bias, 2·d). Houlsby et al. also train the block LayerNorms;
@@ -24,6 +39,7 @@ each), so adapter_h trains only its adapters unless `train_layernorm=True`.
 """
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
@@ -32,14 +48,20 @@ from torch import nn
 from .arch import blocks, get_arch
 from .base import Method, MethodConfigError, register
 
-NONLINEARITIES = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+NONLINEARITIES = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU, "swish": nn.SiLU}
+INITS = ("authors", "identity")
+PLACEMENTS = ("authors", "projection")
 
 
 class Adapter(nn.Module):
-    """h + up(act(down(LN(h)))), LayerNorm only for Adapter^L; zero `up` makes it the identity at init."""
+    """h + up(act(down(LN(h)))), LayerNorm only for Adapter^L.
+
+    init="identity": down ~ N(0, init_scale), up = 0, so the adapter starts as the identity;
+    init="authors": both weights ~ N(0, authors_std) (the model's initializer_range), biases 0."""
 
     def __init__(self, d: int, r: int, nonlinearity: str = "relu", init_scale: float = 1e-2,
-                 layernorm: bool = False, device: Any = None, dtype: Any = None):
+                 layernorm: bool = False, device: Any = None, dtype: Any = None, init: str = "identity",
+                 authors_std: float = 0.02):
         super().__init__()
         kw = {"device": device, "dtype": dtype}
         self.layernorm = nn.LayerNorm(d, **kw) if layernorm else None
@@ -47,14 +69,27 @@ class Adapter(nn.Module):
         self.act = NONLINEARITIES[nonlinearity]()
         self.up = nn.Linear(r, d, **kw)
         with torch.no_grad():
-            nn.init.normal_(self.down.weight, std=init_scale)
+            nn.init.normal_(self.down.weight, std=authors_std if init == "authors" else init_scale)
             nn.init.zeros_(self.down.bias)
-            nn.init.zeros_(self.up.weight)
+            if init == "authors":
+                nn.init.normal_(self.up.weight, std=authors_std)
+            else:
+                nn.init.zeros_(self.up.weight)
             nn.init.zeros_(self.up.bias)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.act(self.down(x)))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = self.layernorm(h) if self.layernorm is not None else h
-        return h + self.up(self.act(self.down(x)))
+        return h + self.delta(x)
+
+
+def _pfeiffer_authors_forward(self: nn.Module, hidden_states: torch.Tensor, input_tensor: torch.Tensor,
+                              *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The authors' RobertaOutput with a Pfeiffer adapter: LN(h + adapter(LN(h + x)) + x), h = dropout(dense(.))."""
+    h = self.dropout(self.dense(hidden_states))
+    return self.LayerNorm(h + self.adapter.delta(self.LayerNorm(h + input_tensor)) + input_tensor)
 
 
 def _adapt_output(module: nn.Module, args: Any, output: Any) -> Any:
@@ -69,6 +104,14 @@ def _attach(module: nn.Module, adapter: Adapter) -> None:
         raise MethodConfigError(f"{type(module).__name__} already has an adapter; apply one adapter method per model")
     module.adapter = adapter
     module.register_forward_hook(_adapt_output)
+
+
+def _attach_pfeiffer(module: nn.Module, adapter: Adapter) -> None:
+    """The authors' Pfeiffer placement: the block's FFN output module runs `_pfeiffer_authors_forward`."""
+    if hasattr(module, "adapter"):
+        raise MethodConfigError(f"{type(module).__name__} already has an adapter; apply one adapter method per model")
+    module.adapter = adapter
+    module.forward = types.MethodType(_pfeiffer_authors_forward, module)
 
 
 def _hidden_size(model: nn.Module) -> int:
@@ -90,6 +133,10 @@ def _check_common(name: str, cfg: dict) -> None:
     s = cfg["init_scale"]
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
         raise MethodConfigError(f"{name}: init_scale={s!r} must be a number > 0 (std of the down projection's init)")
+    if cfg.get("init", "identity") not in INITS:
+        raise MethodConfigError(f"{name}: init={cfg['init']!r} is not supported; valid: {list(INITS)}")
+    if cfg.get("placement", "projection") not in PLACEMENTS:
+        raise MethodConfigError(f"{name}: placement={cfg['placement']!r} is not supported; valid: {list(PLACEMENTS)}")
 
 
 def _check_layers(name: str, model: nn.Module, layers: Any) -> list[int]:
@@ -130,24 +177,46 @@ class _AdapterMethod(Method):
 
     def validate(self, model: nn.Module, cfg: dict) -> None:
         _check_common(self.name, cfg)
+        if any(isinstance(m, Adapter) for m in model.modules()):
+            raise MethodConfigError(f"{self.name}: the model already has an adapter; apply one adapter method "
+                                    "per model")
         self.layer_indices(model, cfg)
         for i in self.layer_indices(model, cfg):
             for site in self.sites_of(cfg):
-                target = self._site_module(model, i, site)
+                target = self._site_module(model, i, site, cfg.get("placement", "projection"))
                 if hasattr(target, "adapter"):
                     raise MethodConfigError(f"{self.name}: block {i} {site} already has an adapter")
 
-    def _site_module(self, model: nn.Module, i: int, site: str) -> nn.Module:
+    def _site_module(self, model: nn.Module, i: int, site: str, placement: str = "projection") -> nn.Module:
         block = blocks(model)[i]
-        return block if site == "block" else block.get_submodule(getattr(get_arch(model), site))
+        if site == "block":
+            return block
+        arch = get_arch(model)
+        path = getattr(arch, site)
+        if placement == "authors":
+            path = {"attn_out": arch.attn_out_dropout, "ffn_out": arch.ffn_out_dropout}[site]
+            if self.name == "adapter_p":
+                path = arch.ffn_output
+            if not path:
+                raise MethodConfigError(f"{self.name}: placement='authors' needs a post-LayerNorm block "
+                                        f"(BERT, RoBERTa, DeBERTa-v2); model_type {model.config.model_type!r} has "
+                                        "none: use placement='projection'")
+        return block.get_submodule(path)
 
     def apply(self, model: nn.Module, cfg: dict) -> None:
         d = _hidden_size(model)
+        placement = cfg.get("placement", "projection")
         for i in self.layer_indices(model, cfg):
             for site in self.sites_of(cfg):
-                _attach(self._site_module(model, i, site),
-                        Adapter(d, cfg["r"], cfg["nonlinearity"], cfg["init_scale"], layernorm=self.layernorm,
-                                **_like(model)))
+                adapter = Adapter(d, cfg["r"], cfg["nonlinearity"], cfg["init_scale"], layernorm=self.layernorm,
+                                  init=cfg.get("init", "identity"),
+                                  authors_std=float(getattr(model.config, "initializer_range", 0.02)),
+                                  **_like(model))
+                target = self._site_module(model, i, site, placement)
+                if self.name == "adapter_p" and placement == "authors":
+                    _attach_pfeiffer(target, adapter)
+                else:
+                    _attach(target, adapter)
         if cfg.get("train_layernorm"):
             for i in self.layer_indices(model, cfg):
                 for m in blocks(model)[i].modules():
@@ -155,13 +224,14 @@ class _AdapterMethod(Method):
                         m.requires_grad_(True)
 
 
-_COMMON = {"r": 64, "nonlinearity": "relu", "init_scale": 1e-2}
+_COMMON = {"r": 64, "nonlinearity": "relu", "init_scale": 1e-2, "init": "identity"}
+_AUTHORS = {"init": "authors", "placement": "authors"}  # the LoRA authors' NLU adapter code (Table 2's † rows)
 
 
 @register
 class HoulsbyAdapter(_AdapterMethod):
     name = "adapter_h"
-    defaults = {**_COMMON, "layers": None, "train_layernorm": False}
+    defaults = {**_COMMON, **_AUTHORS, "nonlinearity": "swish", "layers": None, "train_layernorm": False}
     sites = ("attn_out", "ffn_out")
 
     def validate(self, model: nn.Module, cfg: dict) -> None:
@@ -173,7 +243,7 @@ class HoulsbyAdapter(_AdapterMethod):
 @register
 class PfeifferAdapter(_AdapterMethod):
     name = "adapter_p"
-    defaults = {**_COMMON, "layers": None}
+    defaults = {**_COMMON, **_AUTHORS, "layers": None}
     sites = ("ffn_out",)
 
 

@@ -32,6 +32,9 @@ class Arch:
     ffn_out: str                # output projection of the FFN (adapters go after it)
     embeddings: str             # token-embedding module, relative to the base model
     decoder_only: bool = False
+    attn_out_dropout: str = ""  # the dropout right after attn_out / ffn_out (the authors' Houlsby adapters follow it)
+    ffn_out_dropout: str = ""
+    ffn_output: str = ""        # post-LN blocks: the module computing LayerNorm(dropout(ffn_out(h)) + x) (Pfeiffer)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -41,6 +44,7 @@ _BERT_LIKE = dict(
            "v": Site("attention.self.value"), "o": Site("attention.output.dense"),
            "ffn_in": Site("intermediate.dense"), "ffn_out": Site("output.dense")},
     attn_out="attention.output.dense", ffn_out="output.dense", embeddings="embeddings.word_embeddings",
+    attn_out_dropout="attention.output.dropout", ffn_out_dropout="output.dropout", ffn_output="output",
 )
 
 ARCHS: dict[str, Arch] = {}
@@ -51,12 +55,14 @@ for _arch in (
                 "v": Site("attention.self.value_proj"), "o": Site("attention.output.dense"),
                 "ffn_in": Site("intermediate.dense"), "ffn_out": Site("output.dense")},
          attn_out="attention.output.dense", ffn_out="output.dense",
-         embeddings="embeddings.word_embeddings"),
+         embeddings="embeddings.word_embeddings", attn_out_dropout="attention.output.dropout",
+         ffn_out_dropout="output.dropout", ffn_output="output"),
     Arch(model_types=("gpt2",), layers="h",
          sites={"q": Site("attn.c_attn", (0, 3)), "k": Site("attn.c_attn", (1, 3)),
                 "v": Site("attn.c_attn", (2, 3)), "o": Site("attn.c_proj"),
                 "ffn_in": Site("mlp.c_fc"), "ffn_out": Site("mlp.c_proj")},
-         attn_out="attn.c_proj", ffn_out="mlp.c_proj", embeddings="wte", decoder_only=True),
+         attn_out="attn.c_proj", ffn_out="mlp.c_proj", embeddings="wte", decoder_only=True,
+         attn_out_dropout="attn.resid_dropout", ffn_out_dropout="mlp.dropout"),
 ):
     for _mt in _arch.model_types:
         ARCHS[_mt] = _arch

@@ -9,7 +9,8 @@ enable_lora=[True, False, True] (the paper's own code), each chosen slice gets i
 update; the base stays one fused matmul and the LoRA path costs one x @ [A_q; A_v]^T plus one small matmul per
 slice. (PEFT's target_modules=["c_attn"] instead learns one A shared by the whole fused matrix.)
 
-A starts Kaiming-uniform (a=sqrt(5), as loralib) and B at zero, so the adapted model equals the base at init.
+A starts Kaiming-uniform (a=sqrt(5), as loralib) and B at zero, so the adapted model equals the base at init;
+`init_a: normal` draws A from N(0, initializer_range) instead, as the authors' DeBERTa code does.
 `merge_lora` folds B A into W for inference without extra latency; `lora_to_plain` then hands back a plain
 transformers model (the original nn.Linear / Conv1D modules with merged weights).
 """
@@ -181,7 +182,9 @@ def _d_in_out(module: nn.Module) -> tuple[int, int]:
 @register
 class LoRA(Method):
     name = "lora"
-    defaults = {"r": 8, "alpha": 8, "dropout": 0.0, "targets": ["q", "v"]}
+    # init_a: "kaiming" (loralib's Kaiming-uniform) | "normal": N(0, the model's initializer_range), what the
+    # authors' DeBERTa code does (its _init_weights re-draws lora_A of query_proj/value_proj; review D12)
+    defaults = {"r": 8, "alpha": 8, "dropout": 0.0, "targets": ["q", "v"], "init_a": "kaiming"}
 
     @classmethod
     def merge(cls, model: nn.Module) -> nn.Module:
@@ -279,6 +282,8 @@ class LoRA(Method):
             raise MethodConfigError(f"lora: alpha={cfg['alpha']!r} must be a number > 0 (the scale is alpha/r)")
         if not (_is_real(cfg["dropout"]) and 0 <= cfg["dropout"] < 1):
             raise MethodConfigError(f"lora: dropout={cfg['dropout']!r} must be a number in [0, 1)")
+        if cfg.get("init_a", "kaiming") not in ("kaiming", "normal"):
+            raise MethodConfigError(f"lora: init_a={cfg['init_a']!r} is not supported; valid: ['kaiming', 'normal']")
         if lora_layers(model):
             raise MethodConfigError("lora: the model already has LoRA layers; start from a fresh model")
         sites = get_arch(model).sites
@@ -306,4 +311,8 @@ class LoRA(Method):
                     slices[t] = slice(i * d_out // n, (i + 1) * d_out // n)
                 parent, _, child = path.rpartition(".")
                 layer = LoRALayer(base, slices, r, cfg["alpha"], cfg["dropout"])
+                if cfg.get("init_a", "kaiming") == "normal":
+                    with torch.no_grad():
+                        for a in layer.lora_A.values():
+                            a.normal_(0.0, float(getattr(model.config, "initializer_range", 0.02)))
                 setattr(block.get_submodule(parent) if parent else block, child, layer)

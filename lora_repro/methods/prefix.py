@@ -11,10 +11,12 @@ The model is changed in place so that callers pass their usual batches:
   (and `token_type_ids`) and positions follow the extended sequence.
 - Decoder-only (GPT-2): tokens go [prefix, prompt, infix, rest]. The infix goes after the first
   `infix_position[b]` tokens (an optional LongTensor [batch] keyword: the prompt length), by default
-  after the last non-padding token. Logits come back for the caller's positions only (same shape
-  as the input): the logit at caller position t is the one that predicts token t+1 in the extended
-  sequence, i.e. that of the last infix token when the infix follows t. The loss is the usual causal
-  LM loss on the caller's `labels`, so no label shifting or -100 padding is needed by callers.
+  after the last non-padding token. The trainer passes the prompt length (`train.loop.model_inputs`),
+  so the infix trains where generation puts it: [prefix, prompt, infix, target]. Logits come back
+  for the caller's positions only (same shape as the input): the logit at caller position t is the
+  one that predicts token t+1 in the extended sequence, i.e. that of the last infix token when the
+  infix follows t. The loss is the usual causal LM loss on the caller's `labels`, so no label
+  shifting or -100 padding is needed by callers.
 - Encoders (BERT, RoBERTa, DeBERTa-v2): the classifier pools position 0, so CLS stays first and
   the prefix is inserted AFTER the first token: [CLS, prefix, text, infix, pad]. The infix goes
   after the last non-padding token (the end of the text) unless `infix_position` says otherwise.
@@ -70,6 +72,14 @@ def _prefix_module(model: nn.Module) -> PrefixTokens:
 
 def _word_embeddings(model: nn.Module) -> nn.Embedding:
     return base_model(model).get_submodule(get_arch(model).embeddings)
+
+
+def inserted_positions(model: nn.Module) -> int:
+    """Positions a prefix method adds to every sequence (0 without one): the text gets that many fewer,
+    so that text + inserted tokens fit the model's positions (Table 4's PreEmbed on SAMSum: 1024 - 264)."""
+    body = base_model(model)
+    prefix = getattr(body, "prefix_tuning", None) or getattr(body, "prefix_kv", None)  # prefix_tuning.py's
+    return int(getattr(prefix, "num_inserted", 0))
 
 
 def _prefix_at(model: nn.Module) -> int:
@@ -251,7 +261,7 @@ class _PrefixMethod(Method):
         if limit and cfg["prefix_len"] + cfg["infix_len"] >= limit:
             raise MethodConfigError(f"{self.name}: prefix_len + infix_len = {cfg['prefix_len'] + cfg['infix_len']} "
                                     f"leaves no room for text within the model's {limit} positions")
-        if hasattr(base_model(model), "prefix_tuning"):
+        if hasattr(base_model(model), "prefix_tuning") or hasattr(base_model(model), "prefix_kv"):
             raise MethodConfigError(f"{self.name}: the model already has prefix tokens; apply one prefix method")
 
     @classmethod

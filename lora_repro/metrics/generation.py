@@ -1,33 +1,36 @@
-"""The E2E NLG challenge scorer (tuetschek/e2e-metrics) re-implemented in Python, multi-reference.
+"""The E2E NLG challenge scorer (tuetschek/e2e-metrics), multi-reference.
 
 The official scorer computes BLEU and NIST with its own port of mteval-v13a (`pymteval.py`) and
-METEOR, ROUGE-L and CIDEr with the COCO caption toolkit (`pycocoevalcap`, Java METEOR 1.5 and the
-Stanford PTB tokenizer). Here:
+METEOR, ROUGE-L and CIDEr with the COCO caption toolkit (`pycocoevalcap`: the Stanford PTB tokenizer,
+Java METEOR 1.5). Here:
 
-| key       | as in the official scorer                                                     | scale |
-|-----------|--------------------------------------------------------------------------------|-------|
-| `BLEU`    | corpus BLEU-4, mteval-v13a tokenisation, case-insensitive, clipped counts      | ×100  |
-|           | against all refs, closest ref length (ties: shorter) for the brevity penalty  |       |
-| `NIST`    | corpus NIST-5, information weights from the reference n-gram counts           | raw   |
-| `METEOR`  | NOT the Java METEOR 1.5: NLTK's METEOR (α=0.9, β=3, γ=0.5) with exact + Porter | ×100  |
-|           | stem matching only - WordNet synonyms are used only if NLTK's `wordnet` corpus |       |
-|           | is installed (it cannot be downloaded offline) and METEOR 1.5's paraphrase     |       |
-|           | table never. `meteor_variant()` says which; expect values a few points off.    |       |
-| `ROUGE-L` | pycocoevalcap Rouge: per output, max LCS precision and max LCS recall over its | ×100  |
-|           | refs, F with β=1.2, averaged over outputs                                      |       |
-| `CIDEr`   | pycocoevalcap CIDEr-D: n=1..4, tf-idf over the eval set's refs, σ=6 length     | raw   |
-|           | penalty, clipped, ×10                                                          |       |
+| key       | as in the official scorer                                                      | scale |
+|-----------|---------------------------------------------------------------------------------|-------|
+| `BLEU`    | corpus BLEU-4, mteval-v13a tokenisation, case-insensitive, clipped counts       | ×100  |
+|           | against all refs, closest ref length (ties: shorter) for the brevity penalty   |       |
+| `NIST`    | corpus NIST-5, information weights from the reference n-gram counts            | raw   |
+| `METEOR`  | the official METEOR 1.5 jar (`coco_java`, needs Java); left OUT without Java:  | ×100  |
+|           | no Python METEOR gives its numbers (NLTK's: 83.17 vs 48.01 on the example)     |       |
+| `ROUGE-L` | pycocoevalcap Rouge: per output, max LCS precision and max LCS recall over its  | ×100  |
+|           | refs, F with β=1.2, averaged over outputs                                       |       |
+| `CIDEr`   | pycocoevalcap CIDEr-D: n=1..4, tf-idf over the eval set's refs, σ=6 length      | raw   |
+|           | penalty, clipped, ×10                                                           |       |
 
-The COCO metrics see lower-cased text tokenised like mteval with the PTB punctuation tokens
-removed (an approximation of the Java PTB tokenizer pycocoevalcap calls).
+With Java, the COCO metrics see the official PTB tokens, and all five equal the official scorer's on
+its example (tests/metrics/test_e2e_official.py). Without Java they see lower-cased mteval tokens minus
+the PTB punctuation (`coco_tokenize`, an approximation: CIDEr 2.2964 vs 2.3039 on the example; ROUGE-L
+equal) and METEOR is absent, so no other metric is ever printed as METEOR beside the paper's number.
 """
 from __future__ import annotations
 
 import functools
 import math
 import re
+import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from . import coco_java
 
 # --- tokenisation -----------------------------------------------------------------------------
 
@@ -133,39 +136,6 @@ def nist(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n:
     return penalty * score
 
 
-# --- METEOR (NLTK) ----------------------------------------------------------------------------
-
-class _NoWordNet:
-    """Stands in for NLTK's WordNet reader when its data is not installed: no synonym matches."""
-
-    def synsets(self, *args, **kwargs):
-        return []
-
-
-@functools.lru_cache(maxsize=1)
-def _wordnet():
-    """NLTK's WordNet when its corpus is installed (first access loads it), else the stand-in."""
-    try:
-        from nltk.corpus import wordnet
-        wordnet.synsets("dog")
-        return wordnet
-    except LookupError:
-        return _NoWordNet()
-
-
-def meteor_variant() -> str:
-    return "nltk-exact+stem" if isinstance(_wordnet(), _NoWordNet) else "nltk-exact+stem+wordnet"
-
-
-def meteor(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """Mean sentence METEOR ×100 (best reference per output), NLTK's implementation; see the module table."""
-    from nltk.translate.meteor_score import meteor_score
-
-    hyps, refs = _prepare(predictions, references, coco_tokenize)
-    wn = _wordnet()
-    return 100.0 * sum(meteor_score(rs, h, wordnet=wn) for h, rs in zip(hyps, refs)) / len(hyps)
-
-
 # --- ROUGE-L (pycocoevalcap) ------------------------------------------------------------------
 
 def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
@@ -178,8 +148,9 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2) -> float:
-    hyps, refs = _prepare(predictions, references, coco_tokenize)
+def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]], beta: float = 1.2,
+            tokenize: Callable[[str], list[str]] = coco_tokenize) -> float:
+    hyps, refs = _prepare(predictions, references, tokenize)
     total = 0.0
     for hyp, rs in zip(hyps, refs):
         lcs = [_lcs(r, hyp) for r in rs]
@@ -193,9 +164,9 @@ def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]], bet
 # --- CIDEr-D (pycocoevalcap) ------------------------------------------------------------------
 
 def cider(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n: int = 4,
-          sigma: float = 6.0) -> float:
+          sigma: float = 6.0, tokenize: Callable[[str], list[str]] = coco_tokenize) -> float:
     """CIDEr-D: document frequencies over the eval set's references (one document per output)."""
-    hyps, refs = _prepare(predictions, references, coco_tokenize)
+    hyps, refs = _prepare(predictions, references, tokenize)
 
     def counts(tokens):
         c: Counter = Counter()
@@ -243,8 +214,38 @@ def cider(predictions: Sequence[str], references: Sequence[Sequence[str]], max_n
     return total / len(hyps)
 
 
-def e2e_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """All five E2E challenge metrics of Table 3 (keys as the table's columns)."""
-    return {"BLEU": bleu(predictions, references), "NIST": nist(predictions, references),
-            "METEOR": meteor(predictions, references), "ROUGE-L": rouge_l(predictions, references),
-            "CIDEr": cider(predictions, references)}
+def official_tokenizer(texts: Sequence[str]) -> Callable[[str], list[str]]:
+    """The official PTB tokens of `texts` (one JVM call), as a lookup."""
+    unique = list(dict.fromkeys(texts))
+    table = dict(zip(unique, coco_java.ptb_tokenize(unique)))
+    return table.__getitem__
+
+
+def e2e_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]],
+                official: bool | None = None) -> dict[str, float]:
+    """The E2E challenge metrics of Table 3 (keys as the table's columns).
+
+    official=None: the official Java parts when they can run (else the approximation, METEOR left out,
+    with a warning naming what is missing); True: require them; False: never start Java."""
+    reason = coco_java.unavailable() if official is not False else "official=False"
+    if official and reason:
+        raise coco_java.ScorerUnavailable(f"METEOR 1.5 / the PTB tokenizer cannot run: {reason}")
+    out = {"BLEU": bleu(predictions, references), "NIST": nist(predictions, references)}
+    if reason is None:
+        refs = [[r] if isinstance(r, str) else list(r) for r in references]
+        tok = official_tokenizer([*predictions, *(r for rs in refs for r in rs)])
+        out["METEOR"] = coco_java.meteor_1_5([" ".join(tok(p)) for p in predictions],
+                                             [[" ".join(tok(r)) for r in rs] for rs in refs])
+    else:
+        tok = coco_tokenize
+        if official is None:
+            _warn_no_meteor(reason)
+    out["ROUGE-L"] = rouge_l(predictions, references, tokenize=tok)
+    out["CIDEr"] = cider(predictions, references, tokenize=tok)
+    return out
+
+
+@functools.cache
+def _warn_no_meteor(reason: str) -> None:
+    warnings.warn(f"E2E METEOR left out (METEOR 1.5 needs Java): {reason}; ROUGE-L/CIDEr use the approximate "
+                  "PTB tokenisation", stacklevel=3)

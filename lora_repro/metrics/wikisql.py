@@ -7,7 +7,10 @@ back with the table header (column names may contain spaces, values may contain 
 
 - Logical-form accuracy: sel and agg equal, conds equal as a set of (col, op, value) with values
   compared case-insensitively (official `Query.__eq__`, unordered). Numeric values that denote the
-  same number ("1998" / "1998.0") also count as equal - the hub stores values as strings.
+  same number ("1998" / "1998.0") also count as equal - the hub stores values as strings, so a
+  numeric condition the original data holds as a number can read "1998.0" in the gold while the
+  model writes the human-readable "1998". `lf_accuracy_strict` (logged) leaves that out: values
+  equal as lower-cased strings only, as the official `Query.__eq__` compares two string values.
 - Execution accuracy: both queries run on an in-memory sqlite table built from the example's
   rows (text lower-cased, `real` columns as numbers) and their result lists compared, as
   `DBEngine.execute` does. An unparseable prediction or one that fails to run is wrong.
@@ -56,8 +59,9 @@ def _norm_value(v) -> str:
         return s
 
 
-def lf_equal(a: Query, b: Query) -> bool:
-    key = lambda q: {(c, o, _norm_value(v)) for c, o, v in q.conds}  # noqa: E731
+def lf_equal(a: Query, b: Query, numeric: bool = True) -> bool:
+    norm = _norm_value if numeric else (lambda v: str(v).strip().lower())
+    key = lambda q: {(c, o, norm(v)) for c, o, v in q.conds}  # noqa: E731
     return a.sel == b.sel and a.agg == b.agg and len(a.conds) == len(b.conds) and key(a) == key(b)
 
 
@@ -160,16 +164,18 @@ def wikisql_scores(predictions: list[str], golds: list[tuple[dict, dict]]) -> di
         raise ValueError(f"{len(predictions)} predictions for {len(golds)} gold queries")
     if not golds:
         raise ValueError("no examples to score")
-    lf = ex = 0
+    lf = strict = ex = 0
     for pred_text, (table, sql) in zip(predictions, golds):
         gold = Query.from_hub(sql)
         pred = parse_human_readable(pred_text, list(table["header"]))
         if pred is None:
             continue
         lf += lf_equal(pred, gold)
+        strict += lf_equal(pred, gold, numeric=False)
         db = Table(list(table["header"]), list(table.get("types") or []), [list(r) for r in table["rows"]])
         try:
             ex += db.execute(pred) == db.execute(gold)
         except (ValueError, sqlite3.Error):
             pass
-    return {"lf_accuracy": 100.0 * lf / len(golds), "execution_accuracy": 100.0 * ex / len(golds)}
+    return {"lf_accuracy": 100.0 * lf / len(golds), "execution_accuracy": 100.0 * ex / len(golds),
+            "lf_accuracy_strict": 100.0 * strict / len(golds)}

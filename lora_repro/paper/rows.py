@@ -50,12 +50,14 @@ ROWS: dict[tuple[str, str, str, str], Row] = {
     ("RoBERTa-large", "AdptP", "†", "3.0M"): Row(
         {"name": "adapter_p", "r": 64},
         "Table 9 bottleneck r=64: 24·(2·1024·64 + 64 + 1024) = 3,171,840 = 3.2M; the printed 3.0M matches "
-        "3,171,840 / 2^20 = 3.02 (binary millions) or 2·d·r·L = 3,145,728 without biases"),
+        "only binary millions: 3,171,840 / 2^20 = 3.02 (or 2·d·r·L = 3,145,728 = 3·2^20 without biases, which "
+        "is 3.1M in decimal millions)"),
     ("RoBERTa-large", "AdptP", "†", "0.8M"): Row({"name": "adapter_p", "r": 16}),
     ("RoBERTa-large", "AdptH", "†", "6.0M"): Row(
         {"name": "adapter_h", "r": 64},
         "Table 9 bottleneck r=64, two adapters per block: 48·(2·1024·64 + 64 + 1024) = 6,343,680 = 6.3M; the "
-        "printed 6.0M matches 6,343,680 / 2^20 = 6.05 (binary millions) or 2·d·r·48 = 6,291,456 without biases"),
+        "printed 6.0M matches only binary millions: 6,343,680 / 2^20 = 6.05 (or 2·d·r·48 = 6,291,456 = 6·2^20 "
+        "without biases, which is 6.3M in decimal millions)"),
     ("RoBERTa-large", "AdptH", "†", "0.8M"): Row({"name": "adapter_h", "r": 8}),
     ("RoBERTa-large", "LoRA", "†", "0.8M"): Row(_lora(8, 16)),
     ("DeBERTa-XXL", "FT", "*", "1500.0M"): Row({"name": "ft"}, _FT_NOTE.format(
@@ -79,11 +81,12 @@ ROWS: dict[tuple[str, str, str, str], Row] = {
         "halves AdapterL's r=224 at about the same budget; the paper seems to reuse AdapterL's figure"),
     ("GPT-2 Medium", "FT-Top2", "*", "25.19M"): Row({"name": "ft_top2", "layers": 2}),
     ("GPT-2 Medium", "PreLayer", "*", "0.35M"): Row(
-        {"name": "prefix_layer", "prefix_len": 10, "infix_len": 0},
-        "row copied from Li & Liang (2021), whose E2E script uses a prefix of 10 (XiangLi1999/PrefixTuning "
-        "gpt2/train_e2e.py, --preseqlen 10); by the paper's formula L·d·(l_p+l_i) that is 245,760; the printed "
-        "0.35M is about 0.1% of FT (Li & Liang's headline budget) "
-        "and no integer l_p+l_i gives it (14: 344,064; 15: 368,640; 16: 393,216 = LoRA's count)"),
+        {"name": "prefix_tuning", "prefix_len": 10, "mid_dim": 512},
+        "row copied from Li & Liang (2021), re-run with their method (keys/values per layer, MLP "
+        "reparametrisation, --preseqlen 10 --mid_dim 512 as XiangLi1999/PrefixTuning gpt2/train_e2e.py); the count "
+        "is what trains (embedding + MLP); the prefix they keep after training is 2·L·d·l_p = 491,520; the printed "
+        "0.35M is about 0.1% of FT (Li & Liang's headline budget) and matches neither (the paper's PreLayer "
+        "formula L·d·(l_p+l_i) gives 245,760 for l_p=10)"),
     ("GPT-2 Medium", "LoRA", "", "0.35M"): Row(
         _lora(4, 32), "r_q=r_v=4: 2·24·2·1024·4 = 393,216 by the paper's own formula; the paper prints 0.35M, the "
                       "same as PreLayer's (SOURCES discrepancy 13)"),
@@ -95,11 +98,11 @@ ROWS: dict[tuple[str, str, str, str], Row] = {
         {"name": "adapter_l", "r": 248}, "r solved from the printed count with the paper's formula "
                                          "L·(2·d·r + r + d) + 2·L·d (adapter with its own LayerNorm)"),
     ("GPT-2 Large", "PreLayer", "*", "0.77M"): Row(
-        {"name": "prefix_layer", "prefix_len": 10, "infix_len": 0},
-        "row copied from Li & Liang (2021), whose E2E script uses a prefix of 10 (XiangLi1999/PrefixTuning "
-        "gpt2/train_e2e.py, --preseqlen 10); by the paper's formula L·d·(l_p+l_i) that is 460,800; the printed "
-        "0.77M is about 0.1% of FT (Li & Liang's headline budget) "
-        "and no integer l_p+l_i gives it (16: 737,280 = LoRA's count; 17: 783,360)"),
+        {"name": "prefix_tuning", "prefix_len": 10, "mid_dim": 512},
+        "row copied from Li & Liang (2021), re-run with their method (keys/values per layer, MLP "
+        "reparametrisation, --preseqlen 10 --mid_dim 512); the count is what trains (embedding + MLP); the prefix "
+        "they keep after training is 2·L·d·l_p = 921,600; the printed 0.77M is about 0.1% of FT and matches "
+        "neither (the paper's PreLayer formula L·d·(l_p+l_i) gives 460,800 for l_p=10)"),
     ("GPT-2 Large", "LoRA", "", "0.77M"): Row(
         _lora(4, 32), "r_q=r_v=4: 2·36·2·1280·4 = 737,280 by the paper's own formula; the paper prints 0.77M, the "
                       "same as PreLayer's (SOURCES discrepancy 13)"),

@@ -11,6 +11,7 @@ conversion (`revision="refs/convert/parquet"`) has the same schema: `meaning_rep
 - decoding (Table 11 / App D.3): beam 10, length penalty 0.9, no-repeat n-gram 4, 64 new tokens.
   The repo's E2E command uses length penalty 0.8 (NOTES.md); override `generation` to match it.
 - metrics: BLEU, NIST, METEOR, ROUGE-L, CIDEr (see `lora_repro.metrics.generation`); main = BLEU.
+  METEOR is the official METEOR 1.5 (Java); without Java it is left out.
 - fixture rows: template MRs whose references spell out the slots (one reference per MR in train,
   three in the eval split, as the hub has several).
 """

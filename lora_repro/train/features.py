@@ -3,7 +3,8 @@ the tokens counted for tokens/s are the real, non-pad ones.
 
 Encoders see `task.text_pair` + `task.label`. Decoder-only models see `prompt + target + eos` with
 the loss on the target tokens only (labels -100 on the prompt); prompts are cut from the left so the
-target always survives truncation.
+target always survives truncation. A decoder batch also carries `prompt_len` (tokens before the
+target): prefix methods put their infix tokens there, where generation puts them (after the prompt).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Example:
     input_ids: list[int]
     label: int | float | list[int]     # class / score for encoders, per-token labels for decoders
     token_type_ids: list[int] | None = None
+    prompt_len: int | None = None      # decoders: the target starts here (where an infix goes)
 
 
 def uses_token_types(model_config) -> bool:
@@ -49,7 +51,7 @@ def encode_decoder(task, split, tokenizer, max_length: int) -> list[Example]:
         target = tokenizer(task.target(ex), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         target = target[:max_length - 1]
         prompt = prompt_ids(tokenizer, task.prompt(ex), max_length - len(target))
-        out.append(Example(prompt + target, [IGNORE] * len(prompt) + target))
+        out.append(Example(prompt + target, [IGNORE] * len(prompt) + target, prompt_len=len(prompt)))
     return out
 
 
@@ -71,6 +73,8 @@ def collate(examples: list[Example], pad_id: int, decoder: bool, regression: boo
         labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
         for i, e in enumerate(examples):
             labels[i, :len(e.label)] = torch.tensor(e.label)
+        if examples[0].prompt_len is not None:
+            batch["prompt_len"] = torch.tensor([e.prompt_len for e in examples], dtype=torch.long)
     else:
         labels = torch.tensor([e.label for e in examples], dtype=torch.float if regression else torch.long)
     batch["labels"] = labels

@@ -10,6 +10,7 @@ run before the optimizer step with an error naming the step.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..methods.prefix import inserted_positions
 from . import dist as dist_mod
 from .config import TrainerConfig
 from .evaluate import evaluate_encoder, evaluate_generation, generation_settings
@@ -67,6 +69,17 @@ def token_loss(logits, labels, label_smoothing: float):
                            label_smoothing=label_smoothing)
 
 
+def model_inputs(batch: dict, model) -> dict:
+    """A collated training batch as the model's keyword arguments (labels popped by the caller). A decoder
+    batch's `prompt_len` becomes `infix_position` for a model that takes one (the prefix methods), so the
+    infix sits between prompt and target in training exactly where generation puts it."""
+    batch = dict(batch)
+    prompt_len = batch.pop("prompt_len", None)
+    if prompt_len is not None and "infix_position" in inspect.signature(model.forward).parameters:
+        batch["infix_position"] = prompt_len
+    return batch
+
+
 def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decoder: bool, max_length: int,
         state_dir=None, resume: bool = True, on_best: Callable | None = None, on_log: Callable | None = None,
         generation: Mapping | None = None, stop_after_steps: int | None = None, progress_bar: bool = True,
@@ -99,6 +112,7 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
         return precision_autocast(device, precision)
 
     # --- data: tokenized once, batched per epoch in a seed-determined order ----------------------
+    max_length -= inserted_positions(model)  # text + a prefix method's inserted tokens fit the positions
     train_split = data[task.train_split]
     if decoder:
         train = encode_decoder(task, train_split, tokenizer, max_length)
@@ -169,7 +183,7 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                 for hook in BATCH_HOOKS:
                     hook(epoch, bi, progress["step"])
                 batch = collate([train[i] for i in batches[bi]], pad_id, decoder, regression)
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = {k: v.to(device) for k, v in model_inputs(batch, model).items()}
                 labels = batch.pop("labels")
                 group_end = min(len(batches), (bi // accum + 1) * accum)  # last micro-batch of this step
                 with watch:

@@ -4,10 +4,14 @@ GPU a sweep is planned for), and the fast path of a low-precision run.
 LoRA's speed claim (Sec 4.2: ~25% faster training than full fine-tuning on GPT-3) comes from not computing,
 storing or updating anything for the frozen weights:
 
-- `prepare_model_for_training(model, "bf16")`: frozen parameters and buffers are cast to bf16 once; trainable
-  tensors stay fp32 (they are the optimizer's master weights). No fp32 master copy of the frozen base, no per-step
-  autocast cast of weights that never change. Run the step under `autocast(model, precision)` so that the fp32
-  trainable layers (LoRA factors, adapters, the task head) compute in bf16 with the bf16 base.
+- `prepare_model_for_training(model, "bf16")`: frozen matrix weights (the Linear/Conv1D layers, where the time
+  and memory go) are cast to bf16 once; trainable tensors stay fp32 (they are the optimizer's master weights),
+  and so do LayerNorm and embedding weights (small, and the ones whose rounding moves every activation: mixed
+  precision as AMP does it keeps them fp32, and the authors trained in fp32 or fp16 AMP over fp32 weights).
+  No fp32 master copy of the frozen matrices, no per-step autocast cast of weights that never change. Run the
+  step under `autocast(model, precision)` so that the fp32 trainable layers (LoRA factors, adapters, the task
+  head) compute in bf16 with the bf16 base.
+- `trainer.precision=fp32` changes nothing: the authors' regime for RoBERTa and GPT-2 (plain fp32).
 - AdamW over only the trainable tensors is `train.optim.make_optimizer`.
 
 The trainer calls `resolve_precision`, then `prepare_model_for_training` after `apply_method`, then
@@ -53,7 +57,8 @@ def compute_dtype(precision: str) -> torch.dtype:
 
 def prepare_model_for_training(model: nn.Module, precision: str = "fp32", frozen_low_precision: bool = True
                                ) -> nn.Module:
-    """Cast frozen parameters and floating buffers to the training precision (bf16/fp16), once, in place.
+    """Cast frozen parameters and floating buffers to the training precision (bf16/fp16), once, in place,
+    except LayerNorm and embedding weights (`keeps_fp32`).
 
     Trainable parameters stay fp32: they are what the optimizer updates, so they need the full precision and
     need no separate master copy. A module that holds both (a Linear or LayerNorm whose bias trains, as in BitFit)
@@ -65,18 +70,28 @@ def prepare_model_for_training(model: nn.Module, precision: str = "fp32", frozen
     dtype = compute_dtype(precision)
     if dtype == torch.float32 or not frozen_low_precision:
         return model
+    kept = {id(p) for m in model.modules() if keeps_fp32(m) for p in m.parameters(recurse=False)}  # tied too
     for module in model.modules():
         own = list(module.parameters(recurse=False))
-        if any(p.requires_grad for p in own):
+        if keeps_fp32(module) or any(p.requires_grad for p in own):
             continue  # a module mixing trainable and frozen tensors (BitFit's biases) keeps one dtype
         for p in own:
-            if p.is_floating_point():
+            if p.is_floating_point() and id(p) not in kept:
                 p.data = p.data.to(dtype)
     for module in model.modules():
+        if keeps_fp32(module):
+            continue
         for name, b in module.named_buffers(recurse=False):
             if b is not None and b.is_floating_point():
                 setattr(module, name, b.to(dtype))
     return model
+
+
+def keeps_fp32(module: nn.Module) -> bool:
+    """LayerNorm (any *LayerNorm/*RMSNorm class) and embedding tables stay fp32 on the low-precision fast path;
+    a tied LM head shares the embedding's tensor, so it stays fp32 too."""
+    name = type(module).__name__
+    return isinstance(module, (nn.LayerNorm, nn.Embedding)) or name.endswith(("LayerNorm", "RMSNorm"))
 
 
 def autocast(model_or_device: nn.Module | torch.device | str, precision: str = "fp32"):

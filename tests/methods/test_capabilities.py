@@ -27,7 +27,9 @@ TINY_OPTIONS = {"adapter_d": [{"drop": 1}, {"drop": 2, "base": "pfeiffer", "r": 
                 "lora": [{}, {"r": 2, "targets": ["q", "k", "v", "o"]}, {"r": {"q": 1, "v": 3}, "targets": ["v", "q"]},
                          {"r": 2, "targets": ["ffn_in", "ffn_out", "o"]}],
                 "prefix_embed": [{"prefix_len": 3, "infix_len": 0}],
-                "prefix_layer": [{"prefix_len": 2, "infix_len": 1}]}
+                "prefix_layer": [{"prefix_len": 2, "infix_len": 1}],
+                "prefix_tuning": [{"prefix_len": 2, "mid_dim": 8}, {"prefix_len": 3, "mid_dim": 0}]}
+DECODER_ONLY = {"prefix_tuning"}  # Li & Liang's key/value prefix: GPT-2 only
 
 
 def _cases():
@@ -60,7 +62,7 @@ def _subclasses(cls):
 
 def test_capabilities_are_declared_by_the_methods():
     assert capabilities("lora") == set(CAPABILITIES)
-    for name in ("adapter_h", "adapter_p", "adapter_l", "adapter_d", "prefix_embed", "prefix_layer"):
+    for name in ("adapter_h", "adapter_p", "adapter_l", "adapter_d", "prefix_embed", "prefix_layer", "prefix_tuning"):
         assert capabilities(name) == {"paper_param_formula"}, name
     for name in ("bitfit", "ft", "ft_top2"):
         assert capabilities(name) == set(), name
@@ -89,6 +91,10 @@ def test_unsupported_capabilities_name_the_method_and_those_that_have_it(tmp_pat
 def test_paper_formula_equals_the_count_of_apply_method(arch, name, options):
     """Where a method states the paper's closed form, it is the real trainable count (head left out)."""
     cfg = {"name": name, **options}
+    if arch == "gpt2" and name == "adapter_p":
+        cfg["placement"] = "projection"  # the authors' Pfeiffer placement needs a post-LN block
+    if name in DECODER_ONLY and arch != "gpt2":
+        pytest.skip(f"{name} takes decoder-only models")
     model = tiny_model(arch, layers=BLOCKS)
     formula = paper_params(model, cfg)
     assert (formula is not None) == ("paper_param_formula" in capabilities(name))

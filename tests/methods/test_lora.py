@@ -35,9 +35,22 @@ def lora_model(model_type, **options):
 
 def test_defaults_and_registration():
     model, report = lora_model("roberta")
-    assert report.config == {"name": "lora", "r": 8, "alpha": 8, "dropout": 0.0, "targets": ["q", "v"]}
+    assert report.config == {"name": "lora", "r": 8, "alpha": 8, "dropout": 0.0, "targets": ["q", "v"],
+                             "init_a": "kaiming"}
     layer = model.roberta.encoder.layer[0].attention.self.query
     assert isinstance(layer, LoRALayer) and layer.scaling == {"q": 1.0} and isinstance(layer.dropout, nn.Identity)
+
+
+def test_init_a_normal_is_the_authors_deberta_init():
+    """The authors' DeBERTa _init_weights re-draws lora_A ~ N(0, initializer_range); B stays zero (review D12)."""
+    model = tiny_model("deberta-v2", layers=BLOCKS)
+    model.config.initializer_range = 0.5
+    apply_method(model, {"name": "lora", "r": 16, "targets": ["q", "v"], "init_a": "normal"})
+    a = torch.cat([a.detach().flatten() for _, layer in lora_layers(model) for a in layer.lora_A.values()])
+    assert float(a.std()) == pytest.approx(0.5, rel=0.1) and float(a.abs().max()) > 1.0  # not the uniform bound
+    assert all(not b.any() for _, layer in lora_layers(model) for b in layer.lora_B.values())
+    with pytest.raises(MethodConfigError, match=r"init_a='xavier'.*kaiming.*normal"):
+        apply_method(tiny_model("roberta"), {"name": "lora", "init_a": "xavier"})
 
 
 def test_init_output_equals_base_exactly(arch_type):

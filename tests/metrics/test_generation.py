@@ -8,8 +8,6 @@ from lora_repro.metrics.generation import (
     cider,
     coco_tokenize,
     e2e_metrics,
-    meteor,
-    meteor_variant,
     mteval_tokenize,
     nist,
     rouge_l,
@@ -76,19 +74,9 @@ def test_cider_identical_refs():
     assert cider(["zizzi serves food", preds[1]], refs) < 10.0
 
 
-def test_meteor_variant_and_ordering():
-    assert meteor_variant().startswith("nltk-exact+stem")
-    perfect = meteor(["the pub is near the river"], [["the pub is near the river"]])
-    stem = meteor(["the pubs is near the rivers"], [["the pub is near the river"]])
-    wrong = meteor(["a cafe in town"], [["the pub is near the river"]])
-    assert stem == pytest.approx(perfect)        # NLTK weighs Porter-stem matches like exact ones
-    assert perfect > wrong >= 0.0
-    assert perfect == pytest.approx(100 * (1 - 0.5 * (1 / 6) ** 3))   # one chunk of 6 matched words
-
-
 def test_e2e_metrics_keys_match_table3_columns():
-    m = e2e_metrics([HYP], [[REF]])
-    assert list(m) == ["BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr"]
+    m = e2e_metrics([HYP], [[REF]], official=False)  # no Java: METEOR is left out, never approximated
+    assert list(m) == ["BLEU", "NIST", "ROUGE-L", "CIDEr"]
 
 
 def test_rouge_known_pair():
@@ -123,7 +111,7 @@ def test_cider_and_rouge_l_match_pycocoevalcap():
 
 
 def test_empty_and_short_outputs_stay_in_range():
-    m = e2e_metrics(["", "a pub ."], [["the pub"], ["a pub .", "x"]])
-    assert 0.0 <= m["BLEU"] <= 100.0 and 0.0 <= m["METEOR"] <= 100.0 and 0.0 <= m["ROUGE-L"] <= 100.0
+    m = e2e_metrics(["", "a pub ."], [["the pub"], ["a pub .", "x"]], official=False)
+    assert 0.0 <= m["BLEU"] <= 100.0 and 0.0 <= m["ROUGE-L"] <= 100.0
     assert m["NIST"] >= 0.0 and m["CIDEr"] >= 0.0
     assert bleu([""], [["the pub"]]) == pytest.approx(0.0, abs=1e-6)

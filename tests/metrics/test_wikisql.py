@@ -63,13 +63,21 @@ def test_lf_correct_vs_execution_only_correct():
         "SELECT Player FROM table WHERE Team = Denver",                  # wrong
     ]
     per = [wikisql_scores([p], [g]) for p, g in zip(preds, golds)]
-    assert per[0] == {"lf_accuracy": 100.0, "execution_accuracy": 100.0}
-    assert per[1] == {"lf_accuracy": 0.0, "execution_accuracy": 100.0}
-    assert per[2] == {"lf_accuracy": 0.0, "execution_accuracy": 0.0}
-    assert wikisql_scores(preds, golds) == pytest.approx({"lf_accuracy": 100 / 3, "execution_accuracy": 200 / 3})
+    assert per[0] == {"lf_accuracy": 100.0, "execution_accuracy": 100.0, "lf_accuracy_strict": 100.0}
+    assert per[1] == {"lf_accuracy": 0.0, "execution_accuracy": 100.0, "lf_accuracy_strict": 0.0}
+    assert per[2] == {"lf_accuracy": 0.0, "execution_accuracy": 0.0, "lf_accuracy_strict": 0.0}
+    assert wikisql_scores(preds, golds) == pytest.approx({"lf_accuracy": 100 / 3, "execution_accuracy": 200 / 3,
+                                                          "lf_accuracy_strict": 100 / 3})
+
+
+def test_strict_lf_accuracy_does_not_equate_numbers_written_differently():
+    """Review D16: lf_accuracy takes "2000" == "2000.0"; lf_accuracy_strict (as two official string values) does not."""
+    gold = sql(0, 0, [(2, 1, "2000.0")])
+    m = wikisql_scores(["SELECT Player FROM table WHERE Year > 2000"], [(TABLE, gold)])
+    assert m["lf_accuracy"] == 100.0 and m["lf_accuracy_strict"] == 0.0
 
 
 def test_unparseable_or_unrunnable_prediction_scores_zero():
     golds = [(TABLE, sql(0, 0, [(2, 0, "2003")]))] * 2
     preds = ["garbage", "SELECT Player FROM table WHERE Year = nineteen"]
-    assert wikisql_scores(preds, golds) == {"lf_accuracy": 0.0, "execution_accuracy": 0.0}
+    assert wikisql_scores(preds, golds) == {"lf_accuracy": 0.0, "execution_accuracy": 0.0, "lf_accuracy_strict": 0.0}

@@ -30,12 +30,12 @@ EXPECTED = {
         ("GPT-2 Medium", "AdapterL", "11.09M", 11_089_152, 11_089_152),
         ("GPT-2 Medium", "AdapterH", "11.09M", 11_064_576, 11_064_576),
         ("GPT-2 Medium", "FT-Top2", "25.19M", 25_192_448, 25_192_448),
-        ("GPT-2 Medium", "PreLayer", "0.35M", 245_760, 245_760),
+        ("GPT-2 Medium", "PreLayer", "0.35M", 25_750_016, 25_750_016),  # Li & Liang: embedding + MLP
         ("GPT-2 Medium", "LoRA", "0.35M", 393_216, 393_216),
         ("GPT-2 Large", "FT", "774.03M", 774_030_080, 774_030_080),
         ("GPT-2 Large", "AdapterL", "0.88M", 875_808, 875_808),
         ("GPT-2 Large", "AdapterL", "23.00M", 23_002_848, 23_002_848),
-        ("GPT-2 Large", "PreLayer", "0.77M", 460_800, 460_800),
+        ("GPT-2 Large", "PreLayer", "0.77M", 47_946_752, 47_946_752),
         ("GPT-2 Large", "LoRA", "0.77M", 737_280, 737_280),
     ],
     4: [

@@ -76,12 +76,13 @@ def test_unreachable_pretrained_model_is_a_config_error(tmp_path, monkeypatch):
 
 ALL_METHODS = ["ft", "ft_top2", "bitfit", "adapter_h", "adapter_l", "adapter_p", "adapter_d", "prefix_embed",
                "prefix_layer", "lora"]
-METHOD_ARGS = {"ft_top2": ["method.layers=1"], "adapter_d": ["method.drop=1"]}
+METHOD_ARGS = {"ft_top2": ["method.layers=1"], "adapter_d": ["method.drop=1"],
+               "prefix_tuning": ["method.prefix_len=3", "method.mid_dim=16"]}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("setup,method", [("glue", m) for m in ALL_METHODS] +
-                         [("e2e", m) for m in ("adapter_h", "prefix_layer")])
+                         [("e2e", m) for m in ("adapter_h", "prefix_layer", "prefix_tuning")])
 def test_every_method_trains_through_the_shared_trainer(tmp_path, setup, method):
     args = overrides(tmp_path, setup, method) + METHOD_ARGS.get(method, []) + ["logger=none", "trainer.epochs=1"]
     rec = run(compose_cfg(args))

@@ -32,13 +32,13 @@ RECORD_FIELDS_68F5B40 = {
     "trainable_params_with_head"}
 # (number of jobs, first job's run id, sha256 of every run id joined by commas, first 16 hex digits)
 PRESETS_68F5B40 = {
-    "table2": (515, "27826a345cd7e352", "8f60c6f56a697c57"),
+    "table2": (515, "27826a345cd7e352", "3718369d61989c4c"),  # issue 11A: authors' adapters (AdptP†/AdptH† cells)
     "table2_from_mnli": (45, "f8a2236fea91d7d5", "6eae5e29636002f8"),
-    "table3": (36, "1a1a0b00e66b9c60", "19ae8a9f5f5bd8c5"),
-    "table4": (72, "7307887ed1d978d6", "4a1d8ba5cecbdb9d"),
+    "table3": (36, "1a1a0b00e66b9c60", "6be0a84193cdecfe"),  # issue 11A: AdapterH defaults, PreLayer = prefix_tuning
+    "table4": (72, "7307887ed1d978d6", "7ca8d8b35562fcac"),  # issue 11A: AdapterH defaults (swish, authors' init)
     "table5": (42, "a2da17d83fd307ec", "d7307a084f5f7cb6"),
     "table6": (90, "7b406e75e60fe5f4", "418a9a0fa1f7c990"),
-    "demo": (48, "10c2026584a41950", "984c2134fe88879d"),
+    "demo": (48, "10c2026584a41950", "4c7173e02c13ecfb"),  # issue 11A: adapter_h/adapter_p defaults
 }
 
 

@@ -8,7 +8,7 @@ from torch import nn
 from lora_repro.methods import LoRALayer, apply_method
 from lora_repro.train import precision as fastpath
 from lora_repro.train.optim import make_optimizer
-from lora_repro.train.precision import prepare_model_for_training
+from lora_repro.train.precision import compute_dtype, prepare_model_for_training
 from tests.helpers import randomize_lora, tiny_batch, tiny_model
 
 BF16_RTOL = 2e-2  # bf16 keeps 8 bits of mantissa: ~0.4% per rounding, a few roundings deep
@@ -43,8 +43,37 @@ def rel_err(a, b):
 def test_bf16_frozen_base_keeps_trainable_fp32_and_casts_the_rest(model_type):
     model = prepare_model_for_training(lora_model(model_type), "bf16")
     for name, p in model.named_parameters():
-        assert p.dtype == (torch.float32 if p.requires_grad else torch.bfloat16), name
+        module = model.get_submodule(name.rsplit(".", 1)[0])
+        keep = p.requires_grad or fastpath.keeps_fp32(module)
+        assert p.dtype == (torch.float32 if keep else torch.bfloat16), name
     assert any(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("model_type", ["roberta", "deberta-v2", "gpt2"])
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_fast_path_keeps_layernorm_and_embeddings_fp32(model_type, precision):
+    """Review D7: only the frozen matrices go to bf16/fp16; LayerNorms, embeddings (and GPT-2's tied LM head,
+    the same tensor) stay fp32, as AMP over fp32 weights (the authors' DeBERTa regime) keeps them."""
+    model = prepare_model_for_training(lora_model(model_type), precision)
+    norms = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)]
+    embeddings = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)]
+    assert norms and embeddings
+    for name, module in norms + embeddings:
+        assert all(p.dtype == torch.float32 for p in module.parameters()), name
+    tables = {id(p) for _, m in embeddings for p in m.parameters()}
+    frozen_matrices = [p for m in model.modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"
+                       for p in m.parameters(recurse=False)
+                       if not p.requires_grad and p.dim() == 2 and id(p) not in tables]
+    assert frozen_matrices and all(p.dtype == compute_dtype(precision) for p in frozen_matrices)
+    if model_type == "gpt2":
+        assert model.lm_head.weight is model.transformer.wte.weight and model.lm_head.weight.dtype == torch.float32
+    with fastpath.autocast(model, precision):
+        loss_of(model, model_type, precision)[0].float().backward()
+
+
+def test_fp32_is_the_authors_regime_everything_stays_fp32():
+    model = prepare_model_for_training(lora_model("gpt2"), "fp32")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 @pytest.mark.parametrize("model_type", ["roberta", "gpt2"])
@@ -180,7 +209,8 @@ def test_bitfit_modules_keep_one_dtype_and_train_under_cpu_autocast():
     for module in model.modules():
         dtypes = {p.dtype for p in module.parameters(recurse=False)}
         assert len(dtypes) <= 1, module
-    assert model.roberta.embeddings.word_embeddings.weight.dtype == torch.bfloat16  # no trainable tensor there
+    assert model.roberta.embeddings.word_embeddings.weight.dtype == torch.float32  # embeddings stay fp32
+    assert model.roberta.encoder.layer[0].intermediate.dense.weight.dtype == torch.float32  # its bias trains
     with fastpath.autocast(model, "bf16"):
         model(**tiny_batch("roberta")).logits.float().sum().backward()
 
