@@ -152,3 +152,22 @@ def test_preset_cells_use_the_settings_the_tables_match():
                 return model == row.model and method == row.method and all(
                     k in full and build._opt_equal(v, full[k]) for k, v in row.opts)
             assert any(fits(c) for c in available), (table, row.model, row.label, row.opts)
+
+
+@needs_app_conf
+def test_fast_composition_equals_hydras_full_composition(tmp_path):
+    """The planner composes once per set of config choices and applies value overrides afterwards (minutes ->
+    seconds); every job's resolved config must still be exactly what a full Hydra composition gives, init
+    interpolations, added keys and value sweeps included."""
+    jobs = sweep.sweep_overrides(["+experiment=table2_from_mnli", "seed=2,3", "trainer.lr=1e-4,2e-4",
+                                  "+experiment/table2=deberta-v2-xxlarge_lora/rte", f"results_dir={tmp_path}",
+                                  "+trainer.global_batch_size=32"])
+    assert len(jobs) == 4
+    assert sweep.is_value_override("seed=2") and sweep.is_value_override("+trainer.global_batch_size=3")
+    assert not sweep.is_value_override("+experiment/table2=x") and not sweep.is_value_override("model=tiny-gpt2")
+    assert not sweep.is_value_override("hydra.launcher.x=1")
+    with sweep.hydra_context():
+        for overrides in jobs:
+            fast = sweep.fast_resolved_config(overrides)
+            assert fast == sweep.resolved_config(overrides), overrides
+            assert fast["trainer"]["global_batch_size"] == 32
