@@ -1,6 +1,7 @@
 """Records -> the paper's tables and figures (`lora-repro tables`, `lora-repro plots`). Imports no torch.
 
-One job per module: `specs` (the paper's Tables 2-6 read from its CSVs), `build` (records -> cells),
+One job per module: `specs` (the paper's Tables 2-6 read from its CSVs), `cells` (which runs a paper cell
+counts: its preset job's identity, seed aside), `build` (records -> cells),
 `render` (md/tex/csv), `table1` (Table 1 from benchmark lines: builder, renderers and its one writer),
 `plots` (figures). This module writes them all: `write_tables` and `main` (`lora-repro tables`,
 `python -m lora_repro.report`).
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..paths import bench_dir, tables_dir
-from .build import build_table, load_finished, table_rows, without_empty_rows
+from .build import load_finished, preset_table, table_rows, without_empty_rows
 from .render import to_csv, to_latex, to_markdown, write_text
 from .specs import table_spec
 from .table1 import write_table1
@@ -37,7 +38,7 @@ def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, num
         if n == 1:
             written[n] = write_table1(bench_dir(results_dir), out_dir, err)
             continue
-        t = build_table(table_spec(n), recs)
+        t = preset_table(table_spec(n), recs, cache_dir=out_dir)
         if skip_empty_rows:
             t = without_empty_rows(t)
         for w in t.warnings:

@@ -30,7 +30,7 @@ CONFIG_NAME = "config"
 # The job being composed outside a Hydra app (planner, tests): (config_dir, config_name, overrides).
 _JOB_CONTEXT: list[tuple[str, str, list[str]]] = []
 _SOURCE_CACHE: dict[tuple, dict] = {}   # source job -> its resolved config (many jobs share one MNLI source)
-_COMPOSED: dict[tuple, Any] = {}        # (config dir, name, config choices) -> composed config, see fast_resolved_config
+_COMPOSED: dict[tuple, Any] = {}        # (config dir, name, config choices) -> composed config (fast_resolved_config)
 
 
 class SweepError(ValueError):
