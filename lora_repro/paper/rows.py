@@ -50,12 +50,14 @@ ROWS: dict[tuple[str, str, str, str], Row] = {
     ("RoBERTa-large", "AdptP", "†", "3.0M"): Row(
         {"name": "adapter_p", "r": 64},
         "Table 9 bottleneck r=64: 24·(2·1024·64 + 64 + 1024) = 3,171,840 = 3.2M; the printed 3.0M matches "
-        "3,171,840 / 2^20 = 3.02 (binary millions) or 2·d·r·L = 3,145,728 without biases"),
+        "3,171,840 / 2^20 = 3.02 in binary millions (2·d·r·L = 3,145,728 without biases is 3.0 only in binary "
+        "millions too: 3.15M decimal)"),
     ("RoBERTa-large", "AdptP", "†", "0.8M"): Row({"name": "adapter_p", "r": 16}),
     ("RoBERTa-large", "AdptH", "†", "6.0M"): Row(
         {"name": "adapter_h", "r": 64},
         "Table 9 bottleneck r=64, two adapters per block: 48·(2·1024·64 + 64 + 1024) = 6,343,680 = 6.3M; the "
-        "printed 6.0M matches 6,343,680 / 2^20 = 6.05 (binary millions) or 2·d·r·48 = 6,291,456 without biases"),
+        "printed 6.0M matches 6,343,680 / 2^20 = 6.05 in binary millions (2·d·r·48 = 6,291,456 without biases is "
+        "6.0 only in binary millions too: 6.29M decimal)"),
     ("RoBERTa-large", "AdptH", "†", "0.8M"): Row({"name": "adapter_h", "r": 8}),
     ("RoBERTa-large", "LoRA", "†", "0.8M"): Row(_lora(8, 16)),
     ("DeBERTa-XXL", "FT", "*", "1500.0M"): Row({"name": "ft"}, _FT_NOTE.format(
