@@ -241,8 +241,13 @@ def is_value_override(override: str, config_dir: str | os.PathLike | None = None
     (``model=gpt2-medium``, ``+experiment/table2=...``, anything under ``hydra``)? A config group is a folder
     of the config dir."""
     key = override_key(override)
-    root = Path(config_dir or DEFAULT_CONFIG_DIR)
-    return not (key == "hydra" or key.startswith(("hydra.", "hydra/")) or (root / key).is_dir())
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        return False
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():   # Hydra's own answer, on its search path (plugins' dirs too)
+        return not GlobalHydra.instance().config_loader().repository.group_exists(key)  # type: ignore[attr-defined]
+    return not (Path(config_dir or DEFAULT_CONFIG_DIR) / key).is_dir()
 
 
 def fast_resolved_config(overrides: Sequence[str], config_dir: str | os.PathLike | None = None,
@@ -258,11 +263,12 @@ def fast_resolved_config(overrides: Sequence[str], config_dir: str | os.PathLike
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    structural = tuple(o for o in overrides if not is_value_override(o, config_dir))
-    values = [o for o in overrides if is_value_override(o, config_dir)]
-    key = (str(Path(config_dir or DEFAULT_CONFIG_DIR).resolve()), config_name, structural)
-    if key not in _COMPOSED:
-        _COMPOSED[key] = compose(list(structural), config_dir, config_name)
+    with hydra_context(config_dir):
+        structural = tuple(o for o in overrides if not is_value_override(o, config_dir))
+        values = [o for o in overrides if is_value_override(o, config_dir)]
+        key = (str(Path(config_dir or DEFAULT_CONFIG_DIR).resolve()), config_name, structural)
+        if key not in _COMPOSED:
+            _COMPOSED[key] = compose(list(structural), config_dir, config_name)
     cfg = copy.deepcopy(_COMPOSED[key])
     ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides(values), cfg)
     register_resolvers()
