@@ -56,7 +56,7 @@ params: ## trainable-parameter counts of every row of the paper's Tables 2, 3, 4
 define sweep
 	$(if $(DRY_RUN),$(PY) -m lora_repro.cli plan $(foreach e,$(1),--experiment $(e)) results_dir=$(RESULTS) $(ARGS),
 	status=0; for e in $(1); do $(TRAIN) -m +experiment=$$e results_dir=$(RESULTS) $(LAUNCH_OVERRIDE) $(ARGS) || status=1; done; \
-	$(PY) -m lora_repro.cli tables --results $(RESULTS) --print $(2) && $(PY) -m lora_repro.cli plots --results $(RESULTS); \
+	$(PY) -m lora_repro.cli tables --results $(RESULTS) --print $(2) $(foreach a,$(ARGS),--preset-override $(a)) && $(PY) -m lora_repro.cli plots --results $(RESULTS); \
 	exit $$status)
 endef
 

@@ -27,7 +27,7 @@ TABLES = (1, 2, 3, 4, 5, 6)
 
 
 def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, numbers: Sequence[int] = TABLES,
-                 err=None, skip_empty_rows: bool = False) -> dict[int, Path]:
+                 err=None, skip_empty_rows: bool = False, preset_overrides: Sequence[str] = ()) -> dict[int, Path]:
     """Write table{N}.md/.csv/.tex for each requested table; returns {N: markdown path}."""
     err = err or sys.stderr
     out_dir = Path(out_dir) if out_dir else tables_dir(results_dir)
@@ -38,7 +38,7 @@ def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, num
         if n == 1:
             written[n] = write_table1(bench_dir(results_dir), out_dir, err)
             continue
-        t = preset_table(table_spec(n), recs, cache_dir=out_dir)
+        t = preset_table(table_spec(n), recs, cache_dir=out_dir, overrides=preset_overrides)
         if skip_empty_rows:
             t = without_empty_rows(t)
         for w in t.warnings:
@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print", dest="show", type=_table_list, default=[], help="also print these tables' markdown")
     p.add_argument("--skip-empty-rows", action="store_true",
                    help="leave out the paper's rows that have no finished record (e.g. for the demo)")
+    p.add_argument("--preset-override", action="append", default=[], metavar="OVERRIDE",
+                   help="an override the sweeps ran with besides the preset (as in make ARGS, e.g. "
+                        "+batch_reading=paper): a paper cell counts the runs of the preset composed with it")
     args = p.parse_args(argv)
-    written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows)
+    written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows,
+                           preset_overrides=args.preset_override)
     for n, path in written.items():
         print(f"table {n}: {path} (+ .csv, .tex)")
     for n in args.show:

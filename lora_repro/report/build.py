@@ -193,13 +193,14 @@ def build_table(spec: TableSpec, recs: Iterable[Mapping], preset_cells=None) -> 
 
 
 def preset_table(spec: TableSpec, recs: Iterable[Mapping], cache_dir: str | Path | None = None,
-                 config_dir: str | Path | None = None) -> BuiltTable:
-    """The table as `lora-repro tables` builds it: a paper cell counts only its preset job's runs (seed aside).
-    The presets are composed only when some record matches a paper row (the demo's tiny runs never do)."""
+                 config_dir: str | Path | None = None, overrides: Iterable[str] = ()) -> BuiltTable:
+    """The table as `lora-repro tables` builds it: a paper cell counts only its preset job's runs (seed aside),
+    the presets composed with ``overrides`` (what the sweeps ran with, e.g. ``+batch_reading=paper``). They are
+    composed only when some record matches a paper row (the demo's tiny runs never do)."""
     recs = list(recs)
     needed = bool(spec.presets) and any(records.is_finished(r) and any(row_matches(row, r) for row in spec.rows)
                                         for r in recs)
-    cells = cell_ids.preset_cells(spec.presets, config_dir, cache_dir) if needed else None
+    cells = cell_ids.preset_cells(spec.presets, config_dir, cache_dir, overrides) if needed else None
     return build_table(spec, recs, cells)
 
 

@@ -94,23 +94,25 @@ def conf_fingerprint(config_dir: str | Path | None = None) -> str:
 
 
 def preset_cells(presets: Iterable[str], config_dir: str | Path | None = None,
-                 cache_dir: str | Path | None = None) -> list[tuple[dict, CellIdentity]]:
-    """(config, identity) of every cell of ``presets``, in order (later stages may start from earlier ones)."""
-    presets = list(presets)
-    memo_key = (str(config_dir), conf_fingerprint(config_dir), tuple(presets))
+                 cache_dir: str | Path | None = None, overrides: Iterable[str] = ()) -> list[tuple[dict, CellIdentity]]:
+    """(config, identity) of every cell of ``presets``, in order (later stages may start from earlier ones);
+    ``overrides``: what the sweeps were launched with besides the preset (e.g. ``+batch_reading=paper``)."""
+    presets, overrides = list(presets), list(overrides)
+    memo_key = (str(config_dir), conf_fingerprint(config_dir), tuple(presets), tuple(overrides))
     if memo_key in _MEMO:
         return _MEMO[memo_key]
-    _MEMO[memo_key] = out = _preset_cells(presets, config_dir, cache_dir)
+    _MEMO[memo_key] = out = _preset_cells(presets, config_dir, cache_dir, overrides)
     return out
 
 
 _MEMO: dict[tuple, list] = {}
 
 
-def _preset_cells(presets: list[str], config_dir, cache_dir) -> list[tuple[dict, CellIdentity]]:
+def _preset_cells(presets: list[str], config_dir, cache_dir, overrides: list[str]) -> list[tuple[dict, CellIdentity]]:
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f".cells-{conf_fingerprint(config_dir)}-{'+'.join(presets)}.json"
+        tag = hashlib.sha256(json.dumps([presets, overrides]).encode()).hexdigest()[:8]
+        cache = Path(cache_dir) / f".cells-{conf_fingerprint(config_dir)}-{tag}.json"
         if cache.is_file():
             try:
                 data = json.loads(cache.read_text())
@@ -123,7 +125,7 @@ def _preset_cells(presets: list[str], config_dir, cache_dir) -> list[tuple[dict,
     key_of_run: dict[str, str] = {}
     with sweep.hydra_context(config_dir):
         for preset in presets:
-            for job in sweep.preset_jobs(preset, [f"{SEED_KEY}=1"], config_dir):
+            for job in sweep.preset_jobs(preset, [*overrides, f"{SEED_KEY}=1"], config_dir):
                 ident = seedless(job.config, key_of_run)
                 key_of_run[job.run_id] = cell_key(ident)
                 preset_line = " ".join(o for o in job.overrides if o.startswith("+experiment/"))

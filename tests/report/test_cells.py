@@ -85,3 +85,20 @@ def test_the_authors_rows_run_once_and_copied_rows_are_labelled_with_their_sourc
     assert "FT* (copied: Liu et al. 2019)" in text and "FT* (copied: He et al. 2021)" in text
     assert "BitFit* (copied: Zaken et al. 2021)" in text and "| MNLI-m |" in text
     assert "(copied: Li & Liang 2021)" in render.to_markdown(build.build_table(specs.table_spec(3), []))
+
+
+def test_tables_count_the_runs_of_the_presets_as_launched_with_extra_overrides(tmp_path):
+    """`make reproduce-table3 ARGS=trainer.epochs=3` ran every cell with 3 epochs: `lora-repro tables
+    --preset-override trainer.epochs=3` (what the make target passes) counts those runs and no others."""
+    from lora_repro import report
+
+    preset = cells.preset_cells(["table3"], overrides=["trainer.epochs=3"])
+    lora = next(c for c, _ in preset if c["model"]["name"] == "gpt2-medium" and c["method"]["name"] == "lora")
+    assert lora["trainer"]["epochs"] == 3
+    for seed in (1, 2):
+        records.write_record(_record(lora, "", seed, 60.0 + seed), tmp_path)
+    for extra, n in (([], "0"), (["--preset-override", "trainer.epochs=3"], "2")):
+        assert report.main(["--results", str(tmp_path), "--tables", "3", *extra]) == 0
+        text = (tmp_path / "tables" / "table3.md").read_text()
+        row = next(line for line in text.splitlines() if "| LoRA |" in line and "GPT-2 M" in line)
+        assert f"(n={n})" in row, (extra, row)
