@@ -224,7 +224,7 @@ def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
 
     jobs = []
     todo = sweep_overrides([f"+experiment={experiment}", *extra], config_dir)
-    shown = bar(len(todo), f"composing +experiment={experiment}", unit="job")   # table2: 260 jobs, one composition per cell
+    shown = bar(len(todo), f"composing +experiment={experiment}", unit="job")   # one composition per cell
     for overrides in todo:
         try:
             config = fast_resolved_config(overrides, config_dir)
