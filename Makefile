@@ -14,7 +14,8 @@ DEMO_RESULTS := results/demo
 DEMO_TASKS   := glue/mnli glue/sst2 glue/mrpc glue/cola glue/qnli glue/qqp glue/rte glue/stsb
 
 .PHONY: help setup lint format test test-fast fault-test params demo tables \
-        reproduce-table2 reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 reproduce-all
+        reproduce-table2 reproduce-table2-baselines reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 \
+        reproduce-all
 
 help: ## this list
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,12 +57,17 @@ params: ## trainable-parameter counts of every row of the paper's Tables 2, 3, 4
 define sweep
 	$(if $(DRY_RUN),$(PY) -m lora_repro.cli plan $(foreach e,$(1),--experiment $(e)) results_dir=$(RESULTS) $(ARGS),
 	status=0; for e in $(1); do $(TRAIN) -m +experiment=$$e results_dir=$(RESULTS) $(LAUNCH_OVERRIDE) $(ARGS) || status=1; done; \
-	$(PY) -m lora_repro.cli tables --results $(RESULTS) --print $(2) && $(PY) -m lora_repro.cli plots --results $(RESULTS); \
+	$(PY) -m lora_repro.cli tables --results $(RESULTS) --print $(2) $(foreach a,$(ARGS),--preset-override $(a)) && $(PY) -m lora_repro.cli plots --results $(RESULTS); \
 	exit $$status)
 endef
 
-reproduce-table2: ## the paper's Table 2 (GLUE), both stages, then the tables (DRY_RUN=1: plan only)
-	$(call sweep,table2 table2_from_mnli,2)
+reproduce-table2: ## the paper's Table 2 (GLUE): the authors' rows, both stages, then the tables (DRY_RUN=1: plan only)
+	$(if $(DRY_RUN),$(PY) -m lora_repro.cli plan --experiment table2 --experiment table2_from_mnli \
+	  --optional table2_baselines --optional table2_baselines_from_mnli results_dir=$(RESULTS) $(ARGS),\
+	  $(call sweep,table2 table2_from_mnli,2))
+
+reproduce-table2-baselines: ## optional: re-run Table 2's copied (*) rows with their sources' recipes
+	$(call sweep,table2_baselines table2_baselines_from_mnli,2)
 
 reproduce-table3: ## Table 3 (GPT-2 on E2E)
 	$(call sweep,table3,3)

@@ -31,8 +31,11 @@ from .paths import create_mode, record_path, runs_dir  # noqa: F401  (the layout
 # Top-level config keys that never change what a run computes.
 IDENTITY_EXCLUDED_KEYS = frozenset(
     {"logger", "hydra", "launcher", "results_dir", "output_dir", "checkpoint_dir", "resume", "dry_run",
-     "progress_bar", "skip_existing", "num_workers", "stop_after_steps"}
+     "progress_bar", "skip_existing", "num_workers", "stop_after_steps", "select_on_test"}
 )
+# A top-level key stating why a run may keep its best epoch on a test split (run.validate); it documents,
+# it does not change what is computed, so it is not part of the identity.
+SELECT_ON_TEST_KEY = "select_on_test"
 STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
 

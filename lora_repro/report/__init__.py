@@ -1,6 +1,7 @@
 """Records -> the paper's tables and figures (`lora-repro tables`, `lora-repro plots`). Imports no torch.
 
-One job per module: `specs` (the paper's Tables 2-6 read from its CSVs), `build` (records -> cells),
+One job per module: `specs` (the paper's Tables 2-6 read from its CSVs), `cells` (which runs a paper cell
+counts: its preset job's identity, seed aside), `build` (records -> cells),
 `render` (md/tex/csv), `table1` (Table 1 from benchmark lines: builder, renderers and its one writer),
 `plots` (figures). This module writes them all: `write_tables` and `main` (`lora-repro tables`,
 `python -m lora_repro.report`).
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..paths import bench_dir, tables_dir
-from .build import build_table, load_finished, table_rows, without_empty_rows
+from .build import load_finished, preset_table, table_rows, without_empty_rows
 from .render import to_csv, to_latex, to_markdown, write_text
 from .specs import table_spec
 from .table1 import write_table1
@@ -26,7 +27,7 @@ TABLES = (1, 2, 3, 4, 5, 6)
 
 
 def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, numbers: Sequence[int] = TABLES,
-                 err=None, skip_empty_rows: bool = False) -> dict[int, Path]:
+                 err=None, skip_empty_rows: bool = False, preset_overrides: Sequence[str] = ()) -> dict[int, Path]:
     """Write table{N}.md/.csv/.tex for each requested table; returns {N: markdown path}."""
     err = err or sys.stderr
     out_dir = Path(out_dir) if out_dir else tables_dir(results_dir)
@@ -37,7 +38,7 @@ def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, num
         if n == 1:
             written[n] = write_table1(bench_dir(results_dir), out_dir, err)
             continue
-        t = build_table(table_spec(n), recs)
+        t = preset_table(table_spec(n), recs, cache_dir=out_dir, overrides=preset_overrides)
         if skip_empty_rows:
             t = without_empty_rows(t)
         for w in t.warnings:
@@ -67,9 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print", dest="show", type=_table_list, default=[], help="also print these tables' markdown")
     p.add_argument("--skip-empty-rows", action="store_true",
                    help="leave out the paper's rows that have no finished record (e.g. for the demo)")
+    p.add_argument("--preset-override", action="append", default=[], metavar="OVERRIDE",
+                   help="an override the sweeps ran with besides the preset (as in make ARGS, e.g. "
+                        "+batch_reading=paper): a paper cell counts the runs of the preset composed with it")
     args = p.parse_args(argv)
     try:
-        written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows)
+        written = write_tables(args.results, args.out, args.tables, skip_empty_rows=args.skip_empty_rows,
+                               preset_overrides=args.preset_override)
     except OSError as e:  # e.g. a colleague's read-only results dir: the tables can go elsewhere
         print(f"lora-repro tables: {e.filename or args.out or tables_dir(args.results)}: {e.strerror or e}; to "
               f"write the tables elsewhere (e.g. from a read-only results dir) pass --out DIR", file=sys.stderr)

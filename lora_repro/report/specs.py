@@ -21,6 +21,7 @@ from ..paths import paper_csv
 
 GLUE_TASKS = ("mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb")
 GLUE_COLUMNS = ("MNLI", "SST-2", "MRPC", "CoLA", "QNLI", "QQP", "RTE", "STS-B")
+MNLI_SHOWN = "MNLI-m"   # the column says which MNLI accuracy it shows (matched; mismatched is recorded too)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Row:
     paper_params: str = ""
     paper: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)  # column -> (value, ±)
     marker: str = ""               # "*" = copied from prior work in the paper
+    source: str = ""               # copied rows: where the paper took the numbers from
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class TableSpec:
     avg: bool = False              # Table 2's Avg column
     methods: tuple[str, ...] | None = None  # extra rows only for these methods (None: any)
     note: str = ""
+    presets: tuple[str, ...] = ()  # the presets whose jobs are the table's cells, in stage order (report.cells)
+    delta: bool = True             # False: ours and the paper's are different models (Tables 4-6), no Δ
+    same_runs: tuple = ()          # ((model, row label, from row label, columns), ...): cells filled by one run
 
 
 def read_csv(name: str) -> list[dict]:
@@ -77,6 +82,13 @@ ROW_KEYS_IGNORED = ("name", "alpha")
 GPT3_STAND_IN = "gpt2-medium"   # Tables 4-6 re-run the paper's GPT-3 175B rows on GPT-2 medium
 
 
+# Where the paper took each copied (*) row from (Table 2 caption, the repo README, Sec 5.1 and 5.4).
+COPIED_FROM = {("RoBERTa-base", "FT"): "Liu et al. 2019", ("RoBERTa-large", "FT"): "Liu et al. 2019",
+               ("DeBERTa-XXL", "FT"): "He et al. 2021", ("RoBERTa-base", "BitFit"): "Zaken et al. 2021",
+               ("RoBERTa-base", "AdptD"): "Rücklé et al. 2020"}
+COPIED_FROM_TABLE3 = "Li & Liang 2021"
+
+
 def _paper_setting(row: Mapping, table: int) -> tuple[str, str, tuple]:
     """(our model, method, options) of a paper CSV row."""
     key = (row["model"], row["method"], row.get("marker", "") or "", row["trainable_params"])
@@ -90,7 +102,8 @@ def _paper_setting(row: Mapping, table: int) -> tuple[str, str, tuple]:
 
 
 def _table2() -> TableSpec:
-    cols = tuple(Column(c, (f"glue/{t}",)) for c, t in zip(GLUE_COLUMNS, GLUE_TASKS))
+    cols = tuple(Column(MNLI_SHOWN if c == "MNLI" else c, (f"glue/{t}",), paper_key=c)
+                 for c, t in zip(GLUE_COLUMNS, GLUE_TASKS))
     rows = []
     for r in read_csv("table2_glue.csv"):
         dagger = r["marker"] == "†"
@@ -98,13 +111,20 @@ def _table2() -> TableSpec:
         protocol = "houlsby" if dagger else None
         label = (r["method"] + ("†" if dagger else "")
                  + (f" ({r['trainable_params']})" if r["method"].startswith("Adpt") else ""))
-        paper = {c: (num(r[c]), num(r[f"{c}_pm"])) for c in GLUE_COLUMNS}
+        paper = {col.name: (num(r[col.paper_key]), num(r[f"{col.paper_key}_pm"])) for col in cols}
         paper["Avg"] = (num(r["Avg"]), None)
+        copied = r["marker"] == "*"
         rows.append(Row(model, label, method, opts, protocol, r["model"], r["trainable_params"], paper,
-                        "*" if r["marker"] == "*" else ""))
+                        "*" if copied else "", COPIED_FROM.get((r["model"], r["method"]), "") if copied else ""))
     return TableSpec(2, "GLUE dev (RoBERTa base/large, DeBERTa XXL)", cols, tuple(rows), "median", avg=True,
-                     note="median over seeds; MNLI: the task's main metric (matched accuracy); CoLA: Matthews corr.; "
-                          "STS-B: Pearson; others: accuracy")
+                     note="median over seeds; MNLI-m: matched accuracy (mismatched is recorded as "
+                          "validation_mismatched/accuracy; the paper's MNLI is matched except DeBERTa FT*'s 91.8, "
+                          "the m/mm mean); CoLA: Matthews corr.; STS-B: Pearson; others: accuracy. LoRA† on "
+                          "MNLI/SST-2/CoLA shows the LoRA runs (same hyperparameters; the paper prints the same "
+                          "numbers). * rows: the paper's numbers are copied from the source named; ours, if any, "
+                          "come from the optional table2_baselines preset (the source's recipe as far as known).",
+                     presets=("table2", "table2_from_mnli", "table2_baselines", "table2_baselines_from_mnli"),
+                     same_runs=(("roberta-large", "LoRA†", "LoRA", ("MNLI-m", "SST-2", "CoLA")),))
 
 
 E2E_METRICS = ("BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr")
@@ -117,10 +137,12 @@ def _table3() -> TableSpec:
         model, method, opts = _paper_setting(r, 3)
         label = r["method"] + (f" ({r['trainable_params']})" if r["method"].startswith("Adapter") else "")
         paper = {m: (num(r[m]), num(r[f"{m}_pm"])) for m in E2E_METRICS}
+        copied = r["marker"] == "*"
         rows.append(Row(model, label, method, opts, None, r["model"], r["trainable_params"], paper,
-                        "*" if r["marker"] == "*" else ""))
+                        "*" if copied else "", COPIED_FROM_TABLE3 if copied else ""))
     return TableSpec(3, "GPT-2 medium/large on E2E NLG (test set)", cols, tuple(rows), "mean",
-                     note="mean over seeds (App. D.3)")
+                     note="mean over seeds (App. D.3); each run decoded at its final checkpoint, as the authors did "
+                          "(no epoch picked on the test set)", presets=("table3",))
 
 
 TABLE4_COLUMNS = (
@@ -141,8 +163,9 @@ def _table4() -> TableSpec:
         paper = {c.name: (num(r[c.paper_key]), TABLE4_STD[c.name]) for c in TABLE4_COLUMNS}
         rows.append(Row(GPT3_STAND_IN, label, method, opts, None, r["model"], r["trainable_params"], paper))
     return TableSpec(4, "WikiSQL / MNLI-m / SAMSum: the paper's GPT-3 175B rows re-run on GPT-2 medium",
-                     TABLE4_COLUMNS, tuple(rows), "mean",
-                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B (± = the caption's typical seed std)")
+                     TABLE4_COLUMNS, tuple(rows), "mean", presets=("table4",), delta=False,
+                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B (± = the caption's typical seed "
+                          "std), shown beside ours without a Δ (different models)")
 
 
 TARGET_SETS = {"Wq": ("q",), "Wk": ("k",), "Wv": ("v",), "Wo": ("o",), "Wq,Wk": ("q", "k"), "Wq,Wv": ("q", "v"),
@@ -165,13 +188,14 @@ def _lora_rows(csv_name: str) -> tuple[Row, ...]:
 def _table5() -> TableSpec:
     return TableSpec(5, "Which weights to adapt under a fixed budget (GPT-3 18M; same r x #types on GPT-2 medium)",
                      TABLE56_COLUMNS, _lora_rows("table5_targets.csv"), "mean", methods=("lora",),
-                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B")
+                     presets=("table5",), delta=False,
+                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B, shown beside ours without a Δ")
 
 
 def _table6() -> TableSpec:
     return TableSpec(6, "Rank r per target set (GPT-3 175B in the paper; GPT-2 medium here)", TABLE56_COLUMNS,
-                     _lora_rows("table6_rank.csv"), "mean", methods=("lora",),
-                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B")
+                     _lora_rows("table6_rank.csv"), "mean", methods=("lora",), presets=("table6",), delta=False,
+                     note="ours: GPT-2 medium, mean over seeds; paper: GPT-3 175B, shown beside ours without a Δ")
 
 
 TABLE_BUILDERS = {2: _table2, 3: _table3, 4: _table4, 5: _table5, 6: _table6}

@@ -43,6 +43,24 @@ def run_id_of(config: Mapping) -> str:
     return records.run_identity(config)
 
 
+def check_selection_split(config: Mapping, task: Any, p: Problems) -> None:
+    """No model selection on a test split unless the config says the paper did it, and why: with
+    eval_epochs=all a run keeps its best epoch on the task's main eval split, and for E2E and SAMSum that split
+    is the test set. The reason goes in the top-level key SELECT_ON_TEST_KEY (not part of a run's identity)."""
+    trainer = config.get("trainer") or {}
+    epochs = trainer.get("epochs")
+    if trainer.get("eval_epochs", "all") != "all" or not (isinstance(epochs, int) and epochs > 1):
+        return
+    if not str(task.main_split).startswith("test"):
+        return
+    reason = config.get(records.SELECT_ON_TEST_KEY)
+    p.check(isinstance(reason, str) and reason.strip() != "", "trainer.eval_epochs", "all",
+            f"'last' for task={task.name!r}: 'all' keeps the best of {epochs} epochs on its "
+            f"{task.main_split!r} split, i.e. selects the model on a test split (the LoRA authors decode the final "
+            f"checkpoint); if the paper did select there, say so with +{records.SELECT_ON_TEST_KEY}='<the paper's "
+            "words and where>'")
+
+
 def validate(cfg: Any) -> ValidatedRun:
     """Check a resolved config before any compute; raise ConfigError listing every problem found
     (checks that need a valid task or model are skipped when those are already wrong)."""
@@ -69,6 +87,7 @@ def validate(cfg: Any) -> ValidatedRun:
         task = None
     if task is not None:
         task.check_data_dir(t.get("data_dir"), p)
+        check_selection_split(config, task, p)
     p.check(is_positive_int(t.get("max_length")), "task.max_length", t.get("max_length"), "an integer > 0")
     for key in ("max_train_samples", "max_eval_samples"):
         if t.get(key) is not None:

@@ -30,6 +30,7 @@ CONFIG_NAME = "config"
 # The job being composed outside a Hydra app (planner, tests): (config_dir, config_name, overrides).
 _JOB_CONTEXT: list[tuple[str, str, list[str]]] = []
 _SOURCE_CACHE: dict[tuple, dict] = {}   # source job -> its resolved config (many jobs share one MNLI source)
+_COMPOSED: dict[tuple, Any] = {}        # (config dir, name, config choices) -> composed config (fast_resolved_config)
 
 
 class SweepError(ValueError):
@@ -127,17 +128,38 @@ def init_from_run(*replacements: str) -> str:
         raise SweepError(f"init_from_run{replacements}: the source run would be this run itself")
     key = (config_dir, config_name, tuple(source))
     if key not in _SOURCE_CACHE:
-        _SOURCE_CACHE[key] = resolved_config(source, config_dir, config_name)
+        _SOURCE_CACHE[key] = fast_resolved_config(source, config_dir, config_name)
     config = _SOURCE_CACHE[key]
     return str(paths.adapter_dir(config.get("results_dir") or paths.DEFAULT_RESULTS, run_id_of(config)))
 
 
+# How a printed batch size is read (``batch_reading``, a top-level key; absent = "scripts"). The paper does not
+# say whether Tables 9/10's batch is per GPU or global; the authors' scripts pass it as
+# per_device_train_batch_size on 8 GPUs (2 for RoBERTa-base CoLA), and those runs produced the paper's numbers.
+BATCH_READINGS = {"scripts": "per-GPU batch x the authors' GPUs (what produced the paper's numbers)",
+                  "paper": "the printed batch as the global batch (one process)"}
+
+
+def authors_batch(per_gpu: int, gpus: int, *, _root_) -> int:
+    """The global batch of a Table 2 cell whose paper batch is ``per_gpu`` and whose authors' script ran on
+    ``gpus`` GPUs: ``per_gpu x gpus`` under ``batch_reading=scripts`` (the default), ``per_gpu`` under ``paper``."""
+    from omegaconf import OmegaConf
+
+    reading = OmegaConf.select(_root_, "batch_reading", default=None) or "scripts"
+    if reading not in BATCH_READINGS:
+        raise SweepError(f"batch_reading={reading!r}: valid readings are "
+                         + "; ".join(f"{k} ({v})" for k, v in BATCH_READINGS.items()))
+    return int(per_gpu) * (int(gpus) if reading == "scripts" else 1)
+
+
 def register_resolvers() -> None:
-    """Register ``init_from_run`` with OmegaConf (idempotent)."""
+    """Register ``init_from_run`` and ``authors_batch`` with OmegaConf (idempotent)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("init_from_run"):
         OmegaConf.register_new_resolver("init_from_run", init_from_run)
+    if not OmegaConf.has_resolver("authors_batch"):
+        OmegaConf.register_new_resolver("authors_batch", authors_batch)
 
 
 # ------------------------------------------------------------------------------------------- jobs
@@ -202,13 +224,53 @@ def _preset_jobs(experiment: str, extra: list[str], config_dir) -> list[Job]:
 
     jobs = []
     todo = sweep_overrides([f"+experiment={experiment}", *extra], config_dir)
-    shown = bar(len(todo), f"composing +experiment={experiment}", unit="job")   # table2: 515 jobs, ~1 min
+    shown = bar(len(todo), f"composing +experiment={experiment}", unit="job")   # one composition per cell
     for overrides in todo:
         try:
-            config = resolved_config(overrides, config_dir)
+            config = fast_resolved_config(overrides, config_dir)
         except Exception as e:  # noqa: BLE001
             raise SweepError(f"cannot compose job {' '.join(overrides)}: {type(e).__name__}: {e}") from e
         jobs.append(Job(overrides, config, run_id_of(config), str(config.get("results_dir") or paths.DEFAULT_RESULTS)))
         shown.update(1)
     shown.close()
     return jobs
+
+
+def is_value_override(override: str, config_dir: str | os.PathLike | None = None) -> bool:
+    """Does ``override`` set a value (``seed=3``, ``trainer.lr=1e-4``, ``+x=1``) rather than choose a config
+    (``model=gpt2-medium``, ``+experiment/table2=...``, anything under ``hydra``)? A config group is a folder
+    of the config dir."""
+    key = override_key(override)
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        return False
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():   # Hydra's own answer, on its search path (plugins' dirs too)
+        return not GlobalHydra.instance().config_loader().repository.group_exists(key)  # type: ignore[attr-defined]
+    return not (Path(config_dir or DEFAULT_CONFIG_DIR) / key).is_dir()
+
+
+def fast_resolved_config(overrides: Sequence[str], config_dir: str | os.PathLike | None = None,
+                         config_name: str = CONFIG_NAME) -> dict:
+    """`resolved_config`, composing once per distinct set of config choices. Why: a preset's jobs differ
+    mostly in value overrides (seed=1..5), and one Hydra composition costs ~0.2-0.3 s (it re-reads every YAML
+    file), so the 560 jobs of Table 2 took minutes. Hydra composes the defaults list first and applies value
+    overrides to the merged config afterwards, in order; this does the same with Hydra's own override code
+    (tests/sweeps/test_compose.py holds the result equal to a full composition; tools/plan_speed.py times both)."""
+    import copy
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    with hydra_context(config_dir):
+        structural = tuple(o for o in overrides if not is_value_override(o, config_dir))
+        values = [o for o in overrides if is_value_override(o, config_dir)]
+        key = (str(Path(config_dir or DEFAULT_CONFIG_DIR).resolve()), config_name, structural)
+        if key not in _COMPOSED:
+            _COMPOSED[key] = compose(list(structural), config_dir, config_name)
+    cfg = copy.deepcopy(_COMPOSED[key])
+    ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides(values), cfg)
+    register_resolvers()
+    with job_context(overrides, config_dir, config_name):
+        return OmegaConf.to_container(cfg, resolve=True)

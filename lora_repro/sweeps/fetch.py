@@ -1,7 +1,7 @@
 """`lora-repro fetch`: download every model, tokenizer and dataset a sweep needs, on a machine with internet
 (a cluster's login node), so that its jobs run on compute nodes without it (`HF_HUB_OFFLINE=1`).
 
-    lora-repro fetch +experiment=table2            # the preset's 515 jobs need 3 checkpoints and 8 GLUE configs
+    lora-repro fetch +experiment=table2            # the preset's 260 jobs need 3 checkpoints and 8 GLUE configs
     lora-repro fetch +experiment=table3 --dry-run  # what it would fetch, what is cached already (no network)
     lora-repro fetch model=roberta-base task=glue/rte --cache-dir /shared/hf   # then HF_HOME=/shared/hf
 

@@ -154,6 +154,11 @@ def gpu_hours(config: Mapping) -> float | None:
     return seconds / 3600 * (1.5 if cls.kind == "generation" else 1.1)
 
 
+def global_batch(trainer: Mapping) -> int:
+    """The batch one optimizer step sees on one process: batch_size x grad_accum (what the estimate prices)."""
+    return int(trainer["batch_size"]) * int(trainer.get("grad_accum") or 1)
+
+
 def summarize(jobs: Sequence[sweep.Job]) -> list[dict]:
     """One line per (model, method, task): jobs, finished, todo, GPU-hours of the todo jobs."""
     groups: OrderedDict[tuple, dict] = OrderedDict()
@@ -161,8 +166,9 @@ def summarize(jobs: Sequence[sweep.Job]) -> list[dict]:
         c = job.config
         key = (c["model"]["name"], c["method"]["name"], c["task"]["name"])
         g = groups.setdefault(key, dict(model=key[0], method=key[1], task=key[2], jobs=0, finished=0, failed=0,
-                                        gpu_h=0.0, unknown=0))
+                                        gpu_h=0.0, unknown=0, batches=set()))
         g["jobs"] += 1
+        g["batches"].add(global_batch(c["trainer"]))
         status = job.status
         if status == records.STATUS_FINISHED:
             g["finished"] += 1
@@ -185,10 +191,12 @@ def report(experiment: str, jobs: Sequence[sweep.Job], show_jobs: bool = False, 
     print(f"+experiment={experiment}: {len(jobs)} runs, {done} already finished, {len(jobs) - done} to launch "
           f"({failed} of them failed before), ~{total_h:,.1f} H100 GPU-hours to go (estimate; see "
           "`lora-repro plan --help`)", file=out)
-    print(f"  {'model':<20} {'method':<13} {'task':<11} {'runs':>5} {'done':>5} {'failed':>6} {'GPU-h':>9}", file=out)
+    print(f"  {'model':<20} {'method':<13} {'task':<11} {'batch':>6} {'runs':>5} {'done':>5} {'failed':>6} "
+          f"{'GPU-h':>9}", file=out)
     for g in lines:
         est = f"{g['gpu_h']:9.2f}" + ("  (+unknown)" if g["unknown"] else "")
-        print(f"  {g['model']:<20} {g['method']:<13} {g['task']:<11} {g['jobs']:>5} {g['finished']:>5} "
+        batch = "/".join(str(b) for b in sorted(g["batches"]))
+        print(f"  {g['model']:<20} {g['method']:<13} {g['task']:<11} {batch:>6} {g['jobs']:>5} {g['finished']:>5} "
               f"{g['failed']:>6} {est}", file=out)
     if show_jobs:
         for job in jobs:
@@ -204,18 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", action="append", required=True,
                    help="a preset in conf/experiment/ (repeatable: stages run in the order given)")
     p.add_argument("--config-dir", default=None, help=f"Hydra config dir (default: {sweep.DEFAULT_CONFIG_DIR})")
+    p.add_argument("--optional", action="append", default=[],
+                   help="a preset that is not part of this target but can be run on its own (e.g. the re-runs of "
+                        "the rows the paper copied): counted and priced on a line of its own, not in the total")
     p.add_argument("--jobs", action="store_true", help="list every run with its overrides and done/todo")
     p.add_argument("overrides", nargs="*", help="extra overrides, as given to experiments/train.py -m")
     args = p.parse_args(argv)
     from ..train.progress import cli_logging
-    cli_logging()   # progress of composing the jobs (a table2 stage: ~1 min) where no bar is drawn
-    stages = []
-    for experiment in args.experiment:
+    cli_logging()   # progress of composing the jobs where no bar is drawn
+    stages, optional = [], []
+    for experiment in [*args.experiment, *args.optional]:
         try:
-            stages.append((experiment, sweep.preset_jobs(experiment, args.overrides, args.config_dir)))
+            jobs = sweep.preset_jobs(experiment, args.overrides, args.config_dir)
         except sweep.SweepError as e:
             print(f"lora-repro plan: {e}", file=sys.stderr)
             return 2
+        (stages if experiment in args.experiment else optional).append((experiment, jobs))
     models = {job.config["model"]["name"]: job.config["model"] for _, jobs in stages for job in jobs}
     assumptions = ", ".join(f"{name}: {tokens_per_s(m, 'lora', 'bf16') / 1e3:,.0f}k ({model_size(m)[0] / 1e6:,.0f}M "
                             "params)" for name, m in models.items() if _known_size(m))
@@ -225,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         total += report(experiment, jobs, args.jobs)
     if len(args.experiment) > 1:
         print(f"total: ~{total:,.1f} H100 GPU-hours to go")
+    if optional:
+        n_main = sum(len(jobs) for _, jobs in stages)
+        n_opt = sum(len(jobs) for _, jobs in optional)
+        opt_h = sum(g["gpu_h"] for _, jobs in optional for g in summarize(jobs))
+        print(f"this target: {n_main} runs ({' + '.join(f'{len(j)} {e}' for e, j in stages)}); optional, not run by "
+              f"it: {n_opt} runs ({' + '.join(f'{len(j)} {e}' for e, j in optional)}), ~{opt_h:,.1f} H100 GPU-hours")
     return 0
 
 

@@ -19,7 +19,7 @@ def long_rows(tmp_path, number):
 def test_median_std_n_and_delta_vs_paper(tmp_path):
     vals = [86.0, 87.0, 88.0, 90.0, 85.0]
     write(tmp_path, [make_record(f"m{i}", seed=i, value=v) for i, v in enumerate(vals)])
-    d = long_rows(tmp_path, 2)[("roberta-base", "LoRA", "MNLI")]
+    d = long_rows(tmp_path, 2)[("roberta-base", "LoRA", "MNLI-m")]
     assert d["n"] == 5
     assert d["ours"] == pytest.approx(statistics.median(vals)) == pytest.approx(87.0)
     assert d["std"] == pytest.approx(statistics.stdev(vals))
@@ -34,7 +34,7 @@ def test_missing_cells_failed_records_and_avg(tmp_path):
     assert rows[("roberta-base", "LoRA", "SST-2")]["n"] == 0          # failed = missing
     assert rows[("roberta-base", "LoRA", "SST-2")]["ours"] is None
     assert rows[("roberta-base", "LoRA", "Avg")]["ours"] is None      # not all 8 tasks present
-    assert rows[("roberta-large", "LoRA", "MNLI")]["n"] == 0          # paper row without records
+    assert rows[("roberta-large", "LoRA", "MNLI-m")]["n"] == 0          # paper row without records
     md = (tmp_path / "x.md")
     md.write_text(render.to_markdown(build.build_table(specs.table_spec(2), build.load_finished(tmp_path))))
     text = md.read_text()
@@ -55,7 +55,7 @@ def test_avg_is_mean_of_the_eight_task_cells(tmp_path):
 
 
 def test_corrupt_record_reported_and_skipped(tmp_path, capsys):
-    write(tmp_path, [make_record("good", value=88.0)])
+    write(tmp_path, [make_record("good", model="tiny-roberta", value=88.0)])   # an extra row: no preset composed
     bad = tmp_path / "runs" / "broken.json"
     bad.write_text("{not json")
     (tmp_path / "runs" / "partial.json").write_text(json.dumps({"run_id": "partial", "status": "finished"}))
@@ -65,7 +65,8 @@ def test_corrupt_record_reported_and_skipped(tmp_path, capsys):
     assert str(bad) in err and "not valid JSON" in err
     assert "partial.json" in err and "missing field" in err
     rows = list(csv.DictReader(io.StringIO((out / "table2.csv").read_text())))
-    mnli = [r for r in rows if r["model"] == "roberta-base" and r["method"] == "LoRA" and r["column"] == "MNLI"][0]
+    mnli = [r for r in rows if r["model"] == "tiny-roberta" and r["method"].startswith("lora")
+            and r["column"] == "MNLI-m"][0]
     assert mnli["n"] == "1" and float(mnli["ours"]) == 88.0
     assert (out / "table2.md").exists() and (out / "table2.tex").exists()
 
@@ -89,20 +90,20 @@ def test_rows_are_told_apart_by_options_and_protocol(tmp_path):
         adapter_d("d16x", r=16, value=63.0, drop=0),     # other options than the paper row's: not in the table
     ])
     rows = long_rows(tmp_path, 2)
-    assert rows[("roberta-large", "LoRA", "MNLI")]["ours"] == 90.0
-    assert rows[("roberta-large", "LoRA†", "MNLI")]["ours"] == 89.0
-    assert rows[("roberta-large", "AdptP† (3.0M)", "MNLI")]["ours"] == 70.0
-    assert rows[("roberta-large", "AdptP† (0.8M)", "MNLI")]["ours"] == 71.0
-    assert rows[("roberta-base", "AdptD (0.3M)", "MNLI")]["ours"] == 60.0
-    assert rows[("roberta-base", "AdptD (0.9M)", "MNLI")]["ours"] == 61.0
-    assert not any(k[2] == "MNLI" and v["ours"] in (62.0, 63.0) for k, v in rows.items())
+    assert rows[("roberta-large", "LoRA", "MNLI-m")]["ours"] == 90.0
+    assert rows[("roberta-large", "LoRA†", "MNLI-m")]["ours"] == 89.0
+    assert rows[("roberta-large", "AdptP† (3.0M)", "MNLI-m")]["ours"] == 70.0
+    assert rows[("roberta-large", "AdptP† (0.8M)", "MNLI-m")]["ours"] == 71.0
+    assert rows[("roberta-base", "AdptD (0.3M)", "MNLI-m")]["ours"] == 60.0
+    assert rows[("roberta-base", "AdptD (0.9M)", "MNLI-m")]["ours"] == 61.0
+    assert not any(k[2] == "MNLI-m" and v["ours"] in (62.0, 63.0) for k, v in rows.items())
 
 
 def test_extra_rows_for_models_the_paper_lacks(tmp_path):
     write(tmp_path, [make_record("t1", model="tiny-roberta", seed=1, value=40.0),
                      make_record("t2", model="tiny-roberta", seed=2, value=50.0)])
     rows = long_rows(tmp_path, 2)
-    extra = [v for k, v in rows.items() if k[0] == "tiny-roberta" and k[2] == "MNLI"]
+    extra = [v for k, v in rows.items() if k[0] == "tiny-roberta" and k[2] == "MNLI-m"]
     assert len(extra) == 1 and extra[0]["ours"] == 45.0 and extra[0]["n"] == 2 and extra[0]["paper"] is None
 
 
@@ -110,7 +111,7 @@ def test_duplicate_seed_keeps_newest(tmp_path, capsys):
     write(tmp_path, [make_record("old", value=10.0, created_at="2026-01-01T00:00:00+00:00"),
                      make_record("new", value=20.0, created_at="2026-02-01T00:00:00+00:00")])
     t = build.build_table(specs.table_spec(2), build.load_finished(tmp_path))
-    d = {(x["model"], x["method"], x["column"]): x for x in build.table_rows(t)}[("roberta-base", "LoRA", "MNLI")]
+    d = {(x["model"], x["method"], x["column"]): x for x in build.table_rows(t)}[("roberta-base", "LoRA", "MNLI-m")]
     assert d["ours"] == 20.0 and d["n"] == 1
     assert any("replaces older old" in w for w in t.warnings)
 
@@ -134,7 +135,15 @@ def test_tables_456_on_gpt2_medium(tmp_path):
     t4, t5, t6 = (long_rows(tmp_path, n) for n in (4, 5, 6))
     assert t4[("gpt2-medium", "LoRA (4.7M)", "SAMSum R2")]["ours"] == 15.0
     assert t5[("gpt2-medium", "LoRA Wq,Wv r=4", "WikiSQL")]["ours"] == 60.0
-    assert t6[("gpt2-medium", "LoRA Wq,Wk,Wv,Wo r=64", "MultiNLI")]["delta"] == pytest.approx(80.0 - 91.4)
+    # GPT-2 M vs GPT-3 175B: the paper's figure beside ours, no Δ (review D9)
+    cell = t6[("gpt2-medium", "LoRA Wq,Wk,Wv,Wo r=64", "MultiNLI")]
+    assert cell["delta"] is None and cell["paper"] == pytest.approx(91.4) and cell["ours"] == 80.0
+    for n in (4, 5, 6):
+        text = render.to_markdown(build.build_table(specs.table_spec(n), build.load_finished(tmp_path)))
+        assert "Δ" not in text.split("Cells:")[1].split("\n")[0].replace("no Δ", ""), n
+        assert ", Δ " not in text, n
+    assert "80.0 (n=1) / 91.4 |" in render.to_markdown(build.build_table(specs.table_spec(6),
+                                                                         build.load_finished(tmp_path)))
 
 
 def test_table1_from_bench_lines(tmp_path):

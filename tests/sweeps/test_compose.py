@@ -38,14 +38,19 @@ def test_expand_sweep_like_hydra_command_line_wins():
 
 
 def test_table2_stages_partition_the_cells():
-    stage1, stage2 = sweep_list("table2", "+experiment/table2"), sweep_list("table2_from_mnli", "+experiment/table2")
+    stages = {p: sweep_list(p, "+experiment/table2") for p in
+              ("table2", "table2_from_mnli", "table2_baselines", "table2_baselines_from_mnli")}
+    every = [c for cells in stages.values() for c in cells]
     files = sorted(str(p.relative_to(EXP / "table2").with_suffix("")) for p in (EXP / "table2").rglob("*.yaml"))
-    assert sorted(stage1 + stage2) == files and not set(stage1) & set(stage2)
-    assert len(files) == 14 * 8  # every row of the paper's Table 2 x its 8 tasks
+    assert sorted(every) == files and len(set(every)) == len(every)
+    # every row of the paper's Table 2 x its 8 tasks, but LoRA† on MNLI/SST-2/CoLA: LoRA's runs (same settings)
+    assert len(files) == 14 * 8 - 3
     for cell in files:
         text = (EXP / "table2" / f"{cell}.yaml").read_text()
         from_mnli = "method_init_from" in text
-        assert from_mnli == (cell in stage2)
+        assert from_mnli == (cell in stages["table2_from_mnli"] + stages["table2_baselines_from_mnli"])
+        copied = re.search(r"_(ft|bitfit|adapter_d_r\d+)/", cell) is not None      # the paper's * rows
+        assert copied == (cell in stages["table2_baselines"] + stages["table2_baselines_from_mnli"])
         if from_mnli:
             model_method, task = cell.split("/")
             assert task in ("mrpc", "rte", "stsb") and "dagger" not in model_method
@@ -65,10 +70,16 @@ def test_table2_cells_copy_tables_9_and_10():
                ("DeBERTa-XXL", "LoRA", ""): "deberta-v2-xxlarge_lora"}
     checked = 0
     for r in rows:
-        cell = yaml.safe_load((EXP / "table2" / cell_of[(r["model"], r["method"], r["marker"])] /
+        row = cell_of[(r["model"], r["method"], r["marker"])]
+        shared = row == "roberta-large_lora_dagger" and tasks[r["task"]] in ("mnli", "sst2", "cola")
+        cell = yaml.safe_load((EXP / "table2" / ("roberta-large_lora" if shared else row) /   # LoRA's runs, once
                                f"{tasks[r['task']]}.yaml").read_text())
         assert cell["trainer"]["lr"] == pytest.approx(float(r["learning_rate"]))
-        assert cell["trainer"]["batch_size"] == int(r["batch_size"])
+        gpus = 2 if (row, r["task"]) == ("roberta-base_lora", "CoLA") else 8     # the authors' scripts
+        assert cell["trainer"]["batch_size"] == cell["trainer"]["global_batch_size"] == \
+            f"${{authors_batch:{int(r['batch_size'])},{gpus}}}"
+        if r["model"] == "DeBERTa-XXL":
+            assert cell["model"]["overrides"]["cls_dropout"] == pytest.approx(float(r["cls_dropout"]))
         assert cell["trainer"]["epochs"] == int(r["epochs"])
         assert cell["trainer"]["warmup_ratio"] == pytest.approx(float(r["warmup"].split()[-1]))
         assert cell["task"]["max_length"] == int(r["max_seq_len"])
@@ -76,7 +87,7 @@ def test_table2_cells_copy_tables_9_and_10():
             assert cell["method"]["r"] == int(r["adapter_bottleneck_r"])
         elif r["model"] != "DeBERTa-XXL":  # DeBERTa: r=16/alpha=32 per SOURCES discrepancy 2
             assert (cell["method"]["r"], cell["method"]["alpha"]) == (int(r["lora_r"]), int(r["lora_alpha"]))
-        assert (cell.get("protocol") == "houlsby") == (r["marker"] == "†")
+        assert (cell.get("protocol") == "houlsby") == (r["marker"] == "†" and not shared)
         checked += 1
     assert checked == 8 * 8
 
@@ -152,3 +163,48 @@ def test_preset_cells_use_the_settings_the_tables_match():
                 return model == row.model and method == row.method and all(
                     k in full and build._opt_equal(v, full[k]) for k, v in row.opts)
             assert any(fits(c) for c in available), (table, row.model, row.label, row.opts)
+
+
+@needs_app_conf
+def test_fast_composition_equals_hydras_full_composition(tmp_path):
+    """The planner composes once per set of config choices and applies value overrides afterwards (minutes ->
+    seconds); every job's resolved config must still be exactly what a full Hydra composition gives, init
+    interpolations, added keys and value sweeps included."""
+    jobs = sweep.sweep_overrides(["+experiment=table2_from_mnli", "seed=2,3", "trainer.lr=1e-4,2e-4",
+                                  "+experiment/table2=deberta-v2-xxlarge_lora/rte", f"results_dir={tmp_path}",
+                                  "+batch_reading=paper"])
+    assert len(jobs) == 4
+    assert sweep.is_value_override("seed=2") and sweep.is_value_override("+trainer.global_batch_size=3")
+    assert not sweep.is_value_override("+experiment/table2=x") and not sweep.is_value_override("model=tiny-gpt2")
+    assert not sweep.is_value_override("hydra.launcher.x=1")
+    with sweep.hydra_context():
+        for overrides in jobs:
+            fast = sweep.fast_resolved_config(overrides)
+            assert fast == sweep.resolved_config(overrides), overrides
+            assert fast["trainer"]["global_batch_size"] == 4 and fast["method_init_from"].startswith(str(tmp_path))
+
+
+@needs_app_conf
+def test_presets_set_the_authors_dropout_and_global_batch():
+    """GPT-2 on Table 3's authors' rows has no dropout but LoRA's (examples/NLG/src/model.py); DeBERTa's CLS
+    dropout is Table 10's; a Table 2 cell's global batch is the scripts' (per-GPU x GPUs) unless
+    +batch_reading=paper, and the planner prices the batch that is used."""
+    from lora_repro.models import model_config
+    from lora_repro.sweeps.plan import gpu_hours
+
+    with sweep.hydra_context():
+        lora3 = sweep.fast_resolved_config(["+experiment/table3=gpt2-medium_lora", "seed=1"])
+        ft3 = sweep.fast_resolved_config(["+experiment/table3=gpt2-medium_ft", "seed=1"])
+        deb = sweep.fast_resolved_config(["+experiment/table2=deberta-v2-xxlarge_lora/qqp", "seed=1"])
+        rb = [sweep.fast_resolved_config(["+experiment/table2=roberta-base_lora/mnli", "seed=1", *extra])
+              for extra in ([], ["+batch_reading=paper"])]
+    assert lora3["model"]["overrides"] == {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    assert ft3["model"]["overrides"] == {}          # Li & Liang's copied row: HF GPT-2 as they ran it
+    arch = {**lora3["model"], "pretrained": None, "arch_config": "gpt2-medium"}
+    assert model_config(arch).resid_pdrop == 0.0 and model_config({**arch, "overrides": {}}).resid_pdrop == 0.1
+    assert deb["model"]["overrides"] == {"cls_dropout": 0.2}
+    assert [(c["trainer"]["batch_size"], c["trainer"]["global_batch_size"]) for c in rb] == [(128, 128), (16, 16)]
+    assert gpu_hours(rb[0]) < gpu_hours(rb[1])      # 8x fewer steps: the planner costs the batch used
+    with pytest.raises(Exception, match="batch_reading='both'"):
+        with sweep.hydra_context():
+            sweep.fast_resolved_config(["+experiment/table2=roberta-base_lora/mnli", "+batch_reading=both"])

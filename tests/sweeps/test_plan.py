@@ -124,3 +124,15 @@ def test_plan_lists_runs_and_counts_finished_by_identity(tmp_path, capsys):
 def test_plan_reports_a_bad_preset(capsys):
     assert planner.main(["--experiment", "no_such_preset"]) == 2
     assert "no_such_preset" in capsys.readouterr().err
+
+
+@needs_app_conf
+def test_plan_states_the_targets_runs_and_the_optional_ones_apart(capsys):
+    """`make reproduce-table2 DRY_RUN=1` says how many runs are the authors' rows and how many are optional
+    re-runs of copied rows; the optional ones stay out of the total, and each line shows its global batch."""
+    assert planner.main(["--experiment", "table3", "--optional", "table2_baselines_from_mnli"]) == 0
+    out = capsys.readouterr().out
+    assert "this target: 36 runs (36 table3); optional, not run by it: 15 runs (15 table2_baselines_from_mnli)" in out
+    assert "+experiment=table2_baselines_from_mnli" not in out       # priced on the optional line only
+    line = next(x for x in out.splitlines() if x.strip().startswith("gpt2-medium") and " lora " in x)
+    assert line.split()[3] == "8"                                     # the batch column
