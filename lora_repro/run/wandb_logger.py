@@ -58,6 +58,10 @@ class WandbLogger:
         """The run stopped to be resumed (preemption): mark it preempting and close this segment."""
         self._call("mark_preempting", self.run.mark_preempting)
         self._call("finish", self.run.finish, exit_code=0)
+        import wandb
+
+        self.broken = None   # the process exits next: shut W&B's service down here, where its error is caught
+        self._call("teardown", wandb.teardown)   # (killed with the job, it would raise from an atexit hook)
 
     @property
     def dir(self) -> Path:
@@ -154,4 +158,5 @@ def read_offline_run(run_dir: str | os.PathLike) -> dict:
                 key = "/".join(u.nested_key) if u.nested_key else u.key
                 summary[key] = json.loads(u.value_json)
     config.pop("_wandb", None)
+    run_id = run_id or Path(run_dir).name.rsplit("-", 1)[-1]   # a segment cut short has no run record yet
     return {"name": name, "id": run_id, "group": group, "tags": tags, "config": config, "summary": summary}
