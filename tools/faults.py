@@ -8,7 +8,7 @@ offline, about a minute on 2 cores), each in its own process as the train app, a
   kill9-relaunch     kill -9 mid-epoch (no chance to save): the relaunch resumes from the last epoch
                      checkpoint and again ends bitwise equal to the uninterrupted run.
   sweep-crash        a sweep where one job's data file is corrupt: the other job finishes, the bad one
-                     leaves a failed record, the sweep exits 0 with a summary; relaunched after the data is
+                     leaves a failed record, the sweep goes on and exits 1 with a summary; relaunched after the data is
                      fixed, the finished job is skipped and the failed one re-runs and replaces its record.
   corrupt-record     a finished record truncated on disk: load_records and the tables report and skip
                      it; the relaunch does not skip the run and rewrites a complete record.
@@ -226,7 +226,7 @@ class Suite:
         bad.write_text(good_text)
         second = train(sweep)
         s1, s2 = summary_line(first.stdout), summary_line(second.stdout)
-        ok = (first.returncode == 0 and "1 done, 0 skipped, 1 failed" in s1 and failed is not None
+        ok = (first.returncode == 1 and "1 done, 0 skipped, 1 failed" in s1 and failed is not None
               and failed["status"] == "failed" and "mrpc" in failed["error"] and finished(self.results, rte)
               and second.returncode == 0 and "1 done, 1 skipped, 0 failed" in s2
               and finished(self.results, mrpc) is not None)
