@@ -14,6 +14,9 @@ offline, about a minute on 2 cores), each in its own process as the train app, a
                      it; the relaunch does not skip the run and rewrites a complete record.
   concurrent-sweeps  two sweeps sharing a job, started at once into one results dir: the shared run trains
                      once (the other sweep finds it locked or finished), nothing is torn.
+  sigterm-tree-wandb SIGTERM to the run and every process below it (W&B's service too), as SLURM signals a
+                     job, with the default W&B logger: the run checkpoints anyway, and the resumed run equals
+                     the uninterrupted one and continues the same W&B run (one id).
 
 It ends with `faults: N injected, N survived, M records lost`, computed from the results dir: a record is
 kept when exactly one well-formed finished record exists for each expected run identity (the identities
