@@ -11,6 +11,8 @@ hydra/launcher=slurm, the default W&B logger, offline), and while it trains:
              included): the run checkpoints and SLURM requeues it;
   scancel    `scancel` of task 2 (a job that ends CANCELLED): the driver records it as failed, prints its
              summary and exits 1;
+  gpus       first, the sweep with LORA_SLURM_GPUS=1 on the GPU-less partition: exit 2, one error line,
+             nothing queued;
   relaunch   the same sweep again: the two finished runs are not submitted (the array job has one task), the
              cancelled one resumes from its saved state and finishes; exit 0.
 
@@ -142,8 +144,17 @@ class SlurmTest:
         if ref.returncode != 0:
             raise RuntimeError(f"the reference runs failed:\n{ref.stdout[-3000:]}{ref.stderr[-3000:]}")
 
-        self.log("sweep 1 on SLURM: USR2 to task 0, scontrol requeue of task 1, scancel of task 2 ...")
+        self.log("a GPU request on the GPU-less partition (LORA_SLURM_GPUS=1, the default) ...")
         before = set(array_jobs(self.env))
+        gpu = subprocess.run(sweep_cmd(self.work, self.results), cwd=REPO, env={**self.env, "LORA_SLURM_GPUS": "1"},
+                             capture_output=True, text=True, timeout=300)
+        errors = [x for x in gpu.stderr.splitlines() if x.startswith("sweep not submitted:")]
+        self.check(gpu.returncode == 2 and len(errors) == 1 and "has no GPUs" in errors[0]
+                   and "Traceback" not in gpu.stderr and set(array_jobs(self.env)) == before,
+                   f"misconfigured resources: exit {gpu.returncode}, nothing queued, one line: "
+                   f"{errors[0] if errors else gpu.stderr[-500:]}")
+
+        self.log("sweep 1 on SLURM: USR2 to task 0, scontrol requeue of task 1, scancel of task 2 ...")
         driver = subprocess.Popen(sweep_cmd(self.work, self.results), cwd=REPO, env=self.env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:

@@ -7,7 +7,8 @@ They are the plugin's own classes (the same executor, parameters, pickled job an
 - a job SLURM ends without a result (cancelled, node failure, OOM kill: submitit's `UncompletedJobError`)
   becomes that job's "failed" outcome with the reason, instead of killing the driver before its summary;
 - resources are checked before submission (a GPU request on a partition without GPUs, a value that is not a
-  number), and an sbatch refusal is one line naming the settings to change, not a traceback.
+  number, `sacct` failing: submitit would wait forever on a lost job), and an sbatch refusal is one line
+  naming the settings to change, not a traceback.
 
 conf/hydra/launcher/{slurm,local}.yaml point `_target_` here.
 """
@@ -70,6 +71,24 @@ def partition_gres(partition: str | None) -> str | None:
     return out.stdout if out.returncode == 0 and out.stdout.strip() else None
 
 
+def check_sacct() -> None:
+    """submitit reads job states with `sacct`; where it fails (no accounting), a job that dies without a result
+    leaves the driver waiting forever. Raise ResourceError then (nothing checked when sacct is not installed:
+    submitit's own error says so)."""
+    if shutil.which("sacct") is None:
+        return
+    try:
+        out = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ResourceError(f"`sacct` does not answer ({e}): submitit needs SLURM accounting (slurmdbd) to see "
+                            "job states") from None
+    if out.returncode != 0:
+        first = (out.stderr.strip().splitlines() or ["no error message"])[0]
+        raise ResourceError(f"`sacct` fails ({first}): submitit needs SLURM accounting (slurmdbd) to see job "
+                            "states, or a job that dies would leave the sweep waiting forever")
+
+
 def _reason(job, error: BaseException) -> str:
     """Why a submitted job has no result, in one line: its SLURM state and submitit's first error line."""
     try:
@@ -103,6 +122,7 @@ class _SurvivingLauncher:
         if self._EXECUTOR == "slurm":
             try:
                 check_resources(params, partition_gres(params.get("partition")))
+                check_sacct()
             except ResourceError as e:
                 print(f"sweep not submitted: {e}", file=sys.stderr)
                 raise SystemExit(2) from None

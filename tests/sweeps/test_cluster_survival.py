@@ -139,3 +139,15 @@ def test_resources_that_fit_pass():
     launcher.check_resources({"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64}, "gpu:h100:8\n")
     launcher.check_resources({"gpus_per_node": 0, "cpus_per_task": 1}, "(null)")
     launcher.check_resources({"gpus_per_node": 1}, None)              # unknown partition: sbatch decides
+
+
+def test_a_failing_sacct_stops_the_sweep_before_submission(tmp_path, monkeypatch):
+    """Without accounting submitit cannot see a job die and would wait forever: one clear line instead."""
+    fake = tmp_path / "sacct"
+    fake.write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(launcher.ResourceError, match="accounting storage is disabled.*slurmdbd"):
+        launcher.check_sacct()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    launcher.check_sacct()
