@@ -135,6 +135,8 @@ class _SurvivingLauncher:
                                       if k not in ("submitit_folder", "max_num_timeout")})
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            sweep_dir.chmod(int(str(self.config.hydra.sweep.mode), 8))
         for idx, overrides in todo:
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
         args = [(overrides, "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
