@@ -80,7 +80,12 @@ def test_sweep_through_submitit_local_executor(tmp_path):
           results=tmp_path)
     recs = finished(tmp_path)
     assert sorted(r["method"] for r in recs.values()) == ["bitfit", "lora"]
-    assert list((tmp_path / "submitit").iterdir())  # the executor's job folders
+    folders = sorted((tmp_path / "submitit").iterdir())  # the executor's job folders
+    assert folders
+    log = train("+experiment=demo", "+experiment/demo=lora,bitfit", "task=glue/rte", "seed=2", "hydra/launcher=local",
+                results=tmp_path)
+    assert "not submitting 2 of 2 job(s)" in log and "0 done, 2 skipped" in log   # finished runs: no new job
+    assert sorted((tmp_path / "submitit").iterdir()) == folders
 
 
 def test_one_failing_run_does_not_stop_the_sweep(tmp_path):
