@@ -13,7 +13,7 @@ LAUNCH_OVERRIDE := $(if $(filter slurm,$(LAUNCHER)),hydra/launcher=slurm,$(if $(
 DEMO_RESULTS := results/demo
 DEMO_TASKS   := glue/mnli glue/sst2 glue/mrpc glue/cola glue/qnli glue/qqp glue/rte glue/stsb
 
-.PHONY: help setup lint format test test-fast fault-test params demo tables \
+.PHONY: help setup lint format test test-fast fault-test slurm-test params demo tables \
         reproduce-table2 reproduce-table2-baselines reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table6 \
         reproduce-all
 
@@ -29,7 +29,7 @@ setup: ## .venv with a CPU torch (SYSTEM_SITE=1 keeps an existing torch), then t
 	@$(PY) -c "from lora_repro.metrics.coco_java import unavailable as u; r = u(); print('E2E METEOR 1.5: ' + (r or 'ready (Java + pycocoevalcap jars)'))"
 
 lint: ## ruff (rules in pyproject.toml) over the package, tests, tools and experiments
-	$(PY) -m ruff check lora_repro tests tools experiments
+	$(PY) -m ruff check lora_repro tests tools experiments hydra_plugins
 
 format: ## ruff's safe fixes (imports, pyupgrade), then lint
 	$(PY) -m ruff check --fix lora_repro tests tools experiments
@@ -42,6 +42,9 @@ test-fast: ## everything but the slow end-to-end tests (the edit-test loop)
 
 fault-test: ## kill/crash/corrupt real runs and sweeps; ends "faults: N injected, N survived, 0 records lost"
 	$(PY) tools/faults.py
+
+slurm-test: ## (root) a sweep on a local single-node SLURM cluster with USR2/requeue/scancel/re-launch; ends "slurm: ..."
+	$(PY) tools/slurm_test.py
 
 params: ## trainable-parameter counts of every row of the paper's Tables 2, 3, 4
 	$(PY) -m lora_repro.cli params --table 2

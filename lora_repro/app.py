@@ -38,6 +38,8 @@ def hydra_main(cfg: DictConfig) -> None:
 
     logging.getLogger("lora_repro").setLevel(logging.INFO)
     multirun = _in_multirun()
+    if multirun and guard.dropped_job(_job_num()):
+        return   # finished, or waiting for another run: the guard wrote its outcome and did not launch it
     try:
         outcome = execute(cfg)
     except RunConfigError as e:
@@ -53,6 +55,12 @@ def hydra_main(cfg: DictConfig) -> None:
         outcome = _failed_outcome(cfg, e)
     if multirun:
         guard.write_outcome(outcome)
+
+
+def _job_num() -> int:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().job.num
 
 
 def _failed_outcome(cfg, error: BaseException):

@@ -106,6 +106,15 @@ class Record:
     batch_size: int = _field("out-of-memory failures: trainer.batch_size", optional=True)
     grad_accum: int = _field("out-of-memory failures: trainer.grad_accum", optional=True)
     max_length: int = _field("out-of-memory failures: the run's max_length", optional=True)
+    # where and how the run ran (run.cluster.where; set in every record written since they exist)
+    job_id: str | None = _field("the SLURM job that wrote the record: <array job>_<task> for an array task, "
+                                "else SLURM_JOB_ID (None outside SLURM)", optional=True)
+    array_task: int | None = _field("the SLURM array task index (None outside an array job)", optional=True)
+    host: str = _field("the machine the run last trained on (its host name)", optional=True)
+    restarts: int = _field("how often SLURM requeued the job before this record (SLURM_RESTART_COUNT; 0 "
+                           "outside SLURM)", optional=True)
+    resumed_from_step: int | None = _field("the step this last segment of training resumed from (its saved "
+                                           "state); None when it started fresh", optional=True)
 
     def as_dict(self) -> dict:
         """The record as stored: every field but the optional ones left unset (values not copied)."""

@@ -8,12 +8,15 @@ offline, about a minute on 2 cores), each in its own process as the train app, a
   kill9-relaunch     kill -9 mid-epoch (no chance to save): the relaunch resumes from the last epoch
                      checkpoint and again ends bitwise equal to the uninterrupted run.
   sweep-crash        a sweep where one job's data file is corrupt: the other job finishes, the bad one
-                     leaves a failed record, the sweep exits 0 with a summary; relaunched after the data is
+                     leaves a failed record, the sweep goes on and exits 1 with a summary; relaunched after the data is
                      fixed, the finished job is skipped and the failed one re-runs and replaces its record.
   corrupt-record     a finished record truncated on disk: load_records and the tables report and skip
                      it; the relaunch does not skip the run and rewrites a complete record.
   concurrent-sweeps  two sweeps sharing a job, started at once into one results dir: the shared run trains
                      once (the other sweep finds it locked or finished), nothing is torn.
+  sigterm-tree-wandb SIGTERM to the run and every process below it (W&B's service too), as SLURM signals a
+                     job, with the default W&B logger: the run checkpoints anyway, and the resumed run equals
+                     the uninterrupted one and continues the same W&B run (one id).
 
 It ends with `faults: N injected, N survived, M records lost`, computed from the results dir: a record is
 kept when exactly one well-formed finished record exists for each expected run identity (the identities
@@ -81,6 +84,45 @@ def kill_at(args: list[str], batch: int, sig: int, timeout: int = 300) -> tuple[
     return proc.returncode, "".join(out) + rest
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren...), from /proc: W&B's service runs in its own
+    session, so a process group kill misses it, but SLURM's job-wide SIGTERM does not."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_tree_at(args: list[str], batch: int, sig: int, timeout: int = 300) -> tuple[int, str, int]:
+    """Like kill_at, but `sig` goes to the run and every process below it at once, as SLURM signals a job."""
+    proc = subprocess.Popen(train_cmd(args, paced=True), cwd=REPO, env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out, killed, deadline = [], 0, time.monotonic() + timeout
+    for line in proc.stdout:
+        out.append(line)
+        if line.strip() == f"{MARK} {batch}":
+            for pid in [proc.pid, *descendants(proc.pid)]:
+                try:
+                    os.kill(pid, sig)
+                    killed += 1
+                except ProcessLookupError:
+                    pass
+            break
+        if time.monotonic() > deadline:
+            break
+    rest, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, "".join(out) + rest, killed
+
+
 # --- the run identities and records ------------------------------------------------------------------
 def run_ids(overrides_per_run: list[list[str]]) -> list[str]:
     """The identity the train app gives each run (composed here with Hydra, as the app composes it)."""
@@ -137,7 +179,7 @@ class Suite:
 
         for task in ("glue/rte", "glue/mrpc"):
             write_fixture(task, self.work / "data" / task, n_train=32, n_eval=16)
-        out = train(["-m", *self.args("seed=1,2", results=self.reference)])
+        out = train(["-m", *self.args("seed=1,2,4", results=self.reference)])
         if out.returncode != 0:
             raise RuntimeError(f"the uninterrupted reference runs failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
 
@@ -187,7 +229,7 @@ class Suite:
         bad.write_text(good_text)
         second = train(sweep)
         s1, s2 = summary_line(first.stdout), summary_line(second.stdout)
-        ok = (first.returncode == 0 and "1 done, 0 skipped, 1 failed" in s1 and failed is not None
+        ok = (first.returncode == 1 and "1 done, 0 skipped, 1 failed" in s1 and failed is not None
               and failed["status"] == "failed" and "mrpc" in failed["error"] and finished(self.results, rte)
               and second.returncode == 0 and "1 done, 1 skipped, 0 failed" in s2
               and finished(self.results, mrpc) is not None)
@@ -232,6 +274,25 @@ class Suite:
         self.check("concurrent-sweeps", ok, f"3 distinct runs in 4 jobs trained {trained} time(s); "
                    + " | ".join(lines) + ("" if ok else "\n" + "\n".join(o[-2000:] for o in outs)))
 
+    def sigterm_tree_wandb(self) -> None:
+        """SLURM's way: SIGTERM to every process of the job (W&B's service too), with the default W&B logger."""
+        from lora_repro.run.wandb_logger import read_offline_run
+
+        rid = self.expect("seed=4 (SIGTERM to the process tree, W&B on)", "seed=4")
+        args = [a for a in self.args("seed=4") if not a.startswith("logger=")] + ["logger=wandb"]
+        code, out, killed = kill_tree_at(args, batch=5, sig=signal.SIGTERM)
+        progress = _progress(paths.state_dir(self.results, rid) / "state.pt")
+        again = train(args)
+        rec = finished(self.results, rid)
+        wandb_ids = [read_offline_run(d)["id"] for d in (self.results / "wandb").glob(f"offline-run-*-{rid}")]
+        ok = code == 128 + signal.SIGTERM and progress is not None and again.returncode == 0 and \
+            "resumed from step" in again.stdout + again.stderr and len(wandb_ids) >= 2 and set(wandb_ids) == {rid} \
+            and same_result(rec, self.reference_of("seed=4"))
+        self.check("sigterm-tree-wandb", ok, f"SIGTERM to {killed} processes (W&B's service among them): exit "
+                   f"{code}, state saved at step {progress and progress['step']}; the resumed run "
+                   f"{'equals' if ok else 'DIFFERS from'} the uninterrupted one, {len(wandb_ids)} W&B segments "
+                   f"with one id" + ("" if ok else f"\n{out[-2500:]}\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
+
     def records_lost(self) -> tuple[int, list[str]]:
         """Expected identities without exactly one well-formed finished record (plus stray temp files)."""
 
@@ -252,7 +313,7 @@ class Suite:
         self.log(f"fault suite in {self.work}: reference runs ...")
         self.setup()
         for fault in (self.sigterm_resume, self.kill9_relaunch, self.sweep_crash, self.corrupt_record,
-                      self.concurrent_sweeps):
+                      self.concurrent_sweeps, self.sigterm_tree_wandb):
             try:
                 fault()
             except Exception as e:  # noqa: BLE001 - a fault that breaks the harness counts as not survived

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, records
-from . import adapter_store
+from . import adapter_store, cluster
 from .validate import ValidatedRun, validate
 
 log = logging.getLogger("lora_repro.run")
@@ -70,6 +70,7 @@ def make_record(v: ValidatedRun, report, result, status: str, adapter_dir: Path 
         precision=result.extra.get("precision") if result else None,   # what `auto` resolved to
         adapter_dir=records.OMIT if adapter_dir is None else str(adapter_dir),
         error=records.OMIT if error is None else error,
+        **cluster.where(), resumed_from_step=result.extra.get("resumed_from_step") if result else None,
         **extra,
     ).as_dict()
 
@@ -179,7 +180,7 @@ def _execute_locked(v: ValidatedRun, stop, results_dir) -> Outcome:
         log.warning("run %s stopped after %d steps (%s); state saved in %s: re-run the same command to resume",
                     v.run_id, result.steps, why, paths.state_dir(results_dir, v.run_id))
         if wb:
-            wb.run.finish(exit_code=0)
+            wb.stop()
         return Outcome("stopped", v.run_id)
     if not dist.main:
         return Outcome("done", v.run_id)
@@ -219,7 +220,11 @@ def _train(v: ValidatedRun, dist, results_dir, stop, made: dict):
     data = load_data(v.task, config["task"])
 
     from . import wandb_logger
-    wb = made["wandb"] = wandb_logger.start(config.get("logger"), config, v.run_id, results_dir) if dist.main else None
+    sweep = cluster.preset()
+    if dist.main:
+        cluster.name_slurm_job(cluster.job_label(config, v.run_id, sweep))
+    wb = made["wandb"] = wandb_logger.start(config.get("logger"), config, v.run_id, results_dir, preset=sweep,
+                                            where=cluster.where()) if dist.main else None
     base_name = config["model"].get("pretrained") or config["model"].get("name")
 
     def on_best(best_model, epoch, metrics):

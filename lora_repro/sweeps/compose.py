@@ -168,10 +168,13 @@ def expand_sweep(params: Mapping[str, Any], arguments: Sequence[str] = ()) -> li
     ``hydra.sweeper.params`` then the command line's overrides (a later key replaces an earlier one in
     place, so the command line narrows or widens the preset's sweep), cartesian product in that order."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     lines = [f"{k}={' '.join(str(v).split())}" for k, v in params.items()] + list(arguments)
-    parsed = OverridesParser.create().parse_overrides(lines)
+    hydra = GlobalHydra.instance()   # glob(...) of a config group lists the group's options through it
+    loader = hydra.config_loader() if hydra.is_initialized() else None
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(lines)
     return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
@@ -183,11 +186,30 @@ def sweeper_params(cfg) -> dict:
     return OmegaConf.to_container(params, resolve=False) if params else {}
 
 
+def fixed_overrides(arguments: Sequence[str]) -> list[str]:
+    """The overrides that sweep nothing, as Hydra's own parser sees them: `a=1,2`, `seed=range(3)`,
+    `choice(...)`, `glob(...)` and `x=[1,2]`... are told apart exactly as `train.py -m` tells them apart
+    (a list value is one value; only sweeps are dropped). A malformed override is a SweepError naming it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    fixed = []
+    for text in arguments:
+        try:
+            (override,) = parser.parse_overrides([text])
+        except OverrideParseException as e:
+            raise SweepError(f"cannot parse override {text!r}: {e}") from e
+        if not override.is_sweep_override():
+            fixed.append(text)
+    return fixed
+
+
 def sweep_overrides(arguments: Sequence[str], config_dir: str | os.PathLike | None = None) -> list[list[str]]:
     """The override list of every job ``train.py -m ARGUMENTS`` launches: the preset's sweeper params (read by
     composing the arguments that sweep nothing) expanded with the command line's, as Hydra's basic sweeper does.
     The one expansion of a sweep: `preset_jobs`, `lora-repro validate` and `lora-repro plan` use it."""
-    fixed = [o for o in arguments if "," not in o.split("=", 1)[-1]]
+    fixed = fixed_overrides(arguments)
     try:
         hcfg = compose(fixed, config_dir, return_hydra_config=True)
     except Exception as e:  # noqa: BLE001 - Hydra raises several types; name the overrides in one message

@@ -141,10 +141,13 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
 
     progress = {"epoch": 0, "batches_done": 0, "step": 0, "history": [], "best": None, "best_epoch": None,
                 "tokens": 0, "train_s": 0.0, "wall_s": 0.0, "loss_sum": 0.0, "loss_n": 0}
+    resumed_from = None                # the step a resumed run continues from (for its record and log)
     if state_dir is not None and resume:
         restored = load_state(state_dir, model, optimizer, scheduler, scaler)
         if restored is not None:
-            progress = restored
+            progress, resumed_from = restored, restored["step"]
+            log.info("resumed from step %d (epoch %d, batch %d) of %s", progress["step"], progress["epoch"] + 1,
+                     progress["batches_done"], state_dir)
     ddp_model = dist_mod.wrap(model, dist)
     reset_peak_memory(device)
     watch = Stopwatch(progress["train_s"])
@@ -164,7 +167,7 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
                          steps=progress["step"], train_wall_s=time.perf_counter() - wall0,
                          tokens_per_s=(progress["tokens"] * dist.world / watch.seconds) if watch.seconds else None,
                          peak_memory_bytes=peak, peak_memory_kind=kind, interrupted=interrupted,
-                         stop_reason=reason, extra={"precision": precision})
+                         stop_reason=reason, extra={"precision": precision, "resumed_from_step": resumed_from})
 
     bar = make_bar(total_steps, f"train {task.name}", enabled=progress_bar and dist.main, initial=progress["step"],
                    unit="step")   # a bar at a terminal, a log line a minute in a log file

@@ -1,5 +1,6 @@
 """The fault-injection suite (`make fault-test`, `python tools/faults.py`) as part of `make test`:
-kill -TERM / kill -9 mid-epoch, a crashing sweep job, a corrupt record, two sweeps into one results dir."""
+kill -TERM / kill -9 mid-epoch, a crashing sweep job, a corrupt record, two sweeps into one results dir, SIGTERM to
+the whole process tree with W&B on."""
 import faults  # tools/faults.py (tests/conftest.py puts tools/ on the path)
 import pytest
 
@@ -10,8 +11,8 @@ def test_fault_suite_survives_every_fault_and_loses_no_record(tmp_path, capsys):
     code = faults.Suite(tmp_path, log=lines.append).run()
     out = capsys.readouterr().out
     assert code == 0, "\n".join(lines)
-    assert "faults: 5 injected, 5 survived, 0 records lost" in out
-    assert [line.split()[0] for line in lines if line.startswith("  ")] == ["survived"] * 5
+    assert "faults: 6 injected, 6 survived, 0 records lost" in out
+    assert [line.split()[0] for line in lines if line.startswith("  ")] == ["survived"] * 6
 
 
 def test_records_lost_counts_missing_and_duplicate_identities(tmp_path):

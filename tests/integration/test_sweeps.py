@@ -69,7 +69,8 @@ def test_demo_preset_end_to_end(tmp_path):
 
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}
     log = train("+experiment=demo", "+experiment/demo=ft,lora", "task=glue/mnli,glue/rte", "seed=1", results=tmp_path)
-    assert log.count("skipping run") == 4
+    assert "sweep summary: 4 jobs: 0 done, 4 skipped" in log     # finished runs are not even launched
+    assert "4 finished (not launched)" in log
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")} == mtimes
 
 
@@ -79,7 +80,12 @@ def test_sweep_through_submitit_local_executor(tmp_path):
           results=tmp_path)
     recs = finished(tmp_path)
     assert sorted(r["method"] for r in recs.values()) == ["bitfit", "lora"]
-    assert list((tmp_path / "submitit").iterdir())  # the executor's job folders
+    folders = sorted((tmp_path / "submitit").iterdir())  # the executor's job folders
+    assert folders
+    log = train("+experiment=demo", "+experiment/demo=lora,bitfit", "task=glue/rte", "seed=2", "hydra/launcher=local",
+                results=tmp_path)
+    assert "not submitting 2 of 2 job(s)" in log and "0 done, 2 skipped" in log   # finished runs: no new job
+    assert sorted((tmp_path / "submitit").iterdir()) == folders
 
 
 def test_one_failing_run_does_not_stop_the_sweep(tmp_path):
@@ -94,4 +100,5 @@ def test_one_failing_run_does_not_stop_the_sweep(tmp_path):
     recs = finished(tmp_path)
     assert [r["task"] for r in recs.values()] == ["glue/mnli"], proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "glue/rte" in proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "sweep summary: 2 jobs: 1 done, 0 skipped, 1 failed" in proc.stdout
+    # the sweep went on, then exits 1 so that make and CI see the failure
+    assert proc.returncode == 1 and "sweep summary: 2 jobs: 1 done, 0 skipped, 1 failed" in proc.stdout
