@@ -37,15 +37,32 @@ def matthews_corr(predictions: Sequence[int], references: Sequence[int]) -> floa
     return 0.0 if denom == 0 else 100.0 * (tp * tn - fp * fn) / denom
 
 
+class MetricError(ValueError):
+    """A metric that cannot be computed from these values (never reported as a number)."""
+
+
+def _correlation(name: str, fn, predictions: Sequence[float], references: Sequence[float]) -> float:
+    """A correlation ×100. Non-finite values or constant references make it undefined: an error, not 0.0.
+    Constant predictions (a model that has not learned to vary) score 0: no correlation, as Matthews does."""
+    _check(predictions, references)
+    preds, refs = [float(p) for p in predictions], [float(x) for x in references]
+    for what, values in (("predictions", preds), ("references", refs)):
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            raise MetricError(f"{name}: {len(bad)} of {len(values)} {what} are not finite numbers "
+                              f"(first at index {bad[0]}: {values[bad[0]]})")
+    if len(set(refs)) < 2:
+        raise MetricError(f"{name}: all {len(refs)} references are {refs[0]}: a correlation needs them to vary")
+    if len(set(preds)) < 2:
+        return 0.0
+    return 100.0 * float(fn(preds, refs)[0])
+
+
 def pearson(predictions: Sequence[float], references: Sequence[float]) -> float:
     from scipy.stats import pearsonr
-    _check(predictions, references)
-    r = pearsonr([float(p) for p in predictions], [float(x) for x in references])[0]
-    return 0.0 if math.isnan(r) else 100.0 * float(r)
+    return _correlation("pearson", pearsonr, predictions, references)
 
 
 def spearman(predictions: Sequence[float], references: Sequence[float]) -> float:
     from scipy.stats import spearmanr
-    _check(predictions, references)
-    r = spearmanr([float(p) for p in predictions], [float(x) for x in references])[0]
-    return 0.0 if math.isnan(r) else 100.0 * float(r)
+    return _correlation("spearman", spearmanr, predictions, references)

@@ -30,7 +30,7 @@ def test_runs_through_hydra_compose(tmp_path, monkeypatch, setup, method):
 
 
 @pytest.mark.parametrize("bad,match", [
-    ("trainer.lr=0", r"trainer.lr=0 is invalid; allowed: a number > 0"),
+    ("trainer.lr=0", r"trainer.lr=0 is invalid; allowed: a finite number > 0"),
     ("trainer.batch_size=0", r"trainer.batch_size=0 is invalid; allowed: an integer > 0"),
     ("trainer.epochs=-1", r"trainer.epochs=-1 is invalid"),
     ("trainer.precision=fp8", r"trainer.precision='fp8' is invalid; allowed: \['auto', 'fp32', 'bf16', 'fp16'\]"),
