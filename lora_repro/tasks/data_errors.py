@@ -75,7 +75,7 @@ def parse_error(file: str, fmt: str, error: BaseException) -> str:
 def column(split, name: str, file: str) -> list | str:
     """A column's values, or why it cannot be read (bytes that are not UTF-8 surface only here)."""
     try:
-        return split[name]
+        return list(split[name])   # a lazy Column decodes while iterated: force it here
     except UnicodeDecodeError as e:
         return f"{file}: column {name!r} holds text that is not UTF-8 ({e.reason})"
 

@@ -56,7 +56,9 @@ def test_app_reports_config_errors_and_unknown_groups_without_running(tmp_path):
     assert out.returncode == 2 and "config error: task.data_dir='/no/such/dir' is invalid" in out.stderr
     assert not (tmp_path / "results" / "checkpoints").exists()
     out = app(["model=roberta-huge", "logger=none", f"results_dir={tmp_path / 'results'}"])
-    assert out.returncode != 0 and "model/roberta-huge" in out.stderr
+    assert out.returncode == 2 and "model/roberta-huge" in out.stderr   # Hydra refused it: a config error too
+    out = app(overrides(tmp_path, "glue", "ft") + ["method.rank=8"])
+    assert out.returncode == 2 and "method.rank" in out.stderr
 
 
 def test_decoder_model_on_an_encoder_task_and_bad_eval_epochs(tmp_path):
