@@ -50,14 +50,24 @@ def where(file: str, row: int) -> str:
     return f"row {row + 1}"
 
 
+def not_utf8(file: str) -> str | None:
+    """`line N is not UTF-8 text (...)` for the first such line of a file, None when every line decodes."""
+    with open(file, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"line {lineno} is not UTF-8 text ({e.reason} at byte {e.start}: {raw[e.start:e.end]!r})"
+    return None
+
+
 def parse_error(file: str, fmt: str, error: BaseException) -> str:
     """Why `datasets` could not read a file, with the line when we can find it (its messages often lack one)."""
+    if fmt != "parquet" and (bad := not_utf8(file)) is not None:
+        return bad
     text = Path(file).read_bytes()
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return f"line {lineno} is not UTF-8 text ({e.reason} at byte {e.start})"
+    for lineno, raw in enumerate(text.splitlines() if fmt == "json" else (), 1):
+        line = raw.decode("utf-8")
         if fmt == "json" and Path(file).suffix == ".jsonl" and line.strip():
             try:
                 json.loads(line)
@@ -77,7 +87,7 @@ def column(split, name: str, file: str) -> list | str:
     try:
         return list(split[name])   # a lazy Column decodes while iterated: force it here
     except UnicodeDecodeError as e:
-        return f"{file}: column {name!r} holds text that is not UTF-8 ({e.reason})"
+        return f"{file}: column {name!r}: {not_utf8(file) or f'text that is not UTF-8 ({e.reason})'}"
 
 
 def listed(file: str, kind: str, bad: list[tuple[int, object]]) -> list[str]:
