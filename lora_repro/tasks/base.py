@@ -48,6 +48,7 @@ class Task(ABC):
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
     nested_columns: ClassVar[tuple[str, ...]] = ()  # columns holding dicts/lists (a csv file cannot hold them)
+    text_columns: ClassVar[tuple[str, ...]] = ()    # columns a model reads as text: every value must be a string
     # planning facts (`lora-repro plan`); None: the planner reports the task's cost as unknown
     train_examples: ClassVar[int | None] = None   # rows of the hub train split
     avg_tokens: ClassVar[int | None] = None       # estimated tokenised length of one example (+ target), not measured
@@ -101,9 +102,17 @@ class Task(ABC):
         return ds
 
     def check_rows(self, split, file: str) -> list[str]:
-        """What is wrong with the rows of one loaded local split, each naming the file, the row and the value
-        (a task whose labels or texts have a checkable domain overrides this; default: nothing to check)."""
-        return []
+        """What is wrong with the rows of one loaded local split, each naming the file, the line or row and the
+        value: here, a `text_columns` value that is not a string (a task with labels adds their domain)."""
+        problems = []
+        for col in self.text_columns:
+            values = data_errors.column(split, col, file)
+            if isinstance(values, str):
+                problems.append(values)
+                continue
+            problems += data_errors.listed(file, f"{col!r} is not text",
+                                           [(i, v) for i, v in enumerate(values) if not isinstance(v, str)])
+        return problems
 
     def ambiguous_files(self, data_dir: str | Path) -> list[str]:
         """Splits with more than one file (`train.csv` and `train.jsonl`): which one is meant is a guess."""

@@ -63,14 +63,7 @@ class GlueTask(Task):
         """Every text a string, every label in the task's domain: an index into `label_names` (an integer,
         or a float with no fraction), or for STS-B a finite score in [0, 5]. GLUE test files carry label -1
         (no label): they cannot be trained or scored on."""
-        problems = []
-        for col in self.text_columns:
-            values = data_errors.column(split, col, file)
-            if isinstance(values, str):
-                problems.append(values)
-                continue
-            problems += data_errors.listed(file, f"{col!r} is not text",
-                                           [(i, v) for i, v in enumerate(values) if not isinstance(v, str)])
+        problems = super().check_rows(split, file)
         labels = data_errors.column(split, "label", file)
         if isinstance(labels, str):
             return [*problems, labels]

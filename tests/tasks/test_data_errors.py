@@ -99,3 +99,12 @@ def test_check_data_dir_reports_bad_rows_as_config_problems(sst2):
     p = Problems()
     get_task("glue/sst2").check_data_dir(sst2, p)
     assert len(p) == 1 and p[0].startswith(f"task.data_dir={str(sst2)!r}: glue/sst2: ") and "line 1: 7" in p[0]
+
+
+@pytest.mark.parametrize("task,column", [("e2e", "human_reference"), ("samsum", "dialogue"),
+                                         ("wikisql", "question")])
+def test_a_generation_task_text_that_is_not_a_string_is_named(tmp_path, task, column):
+    write_fixture(task, tmp_path, n_train=8, n_eval=4)
+    edit(tmp_path / "train.jsonl", 1, **{column: None})
+    with pytest.raises(TaskConfigError, match=rf"train.jsonl: '{column}' is not text; line 2: None"):
+        get_task(task).load(tmp_path)
