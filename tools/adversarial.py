@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,7 +94,8 @@ def app_outcome(p: subprocess.CompletedProcess, expect_refuse: bool) -> tuple[st
     """How a run through the app ended: a traceback, a clear stop, a finished run."""
     err = p.stderr + p.stdout
     if "Traceback (most recent call last)" in err or "Error executing job" in err:
-        return "traceback", first_line(p.stderr or p.stdout, "Error")
+        raised = [line for line in err.splitlines() if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)]
+        return "traceback", (raised[-1].strip()[:220] if raised else first_line(err, "Error"))
     if p.returncode != 0:
         return "clear", f"exit {p.returncode}: {first_line(p.stderr, 'error') or first_line(p.stdout, 'error')}"
     return ("silent" if expect_refuse else "OK"), f"exit 0: {first_line(p.stdout + p.stderr, 'finished')}"
@@ -388,7 +390,7 @@ def files_section(s: Scratch) -> list[Result]:
                       + ("" if ok else ": another user cannot read it")))
     out += state_cases(s)
     out += adapter_cases(s, rec)
-    out.append(data_loss_case(s))
+    out += data_loss_cases(s)
     return out
 
 
@@ -440,11 +442,11 @@ def adapter_cases(s: Scratch, rec: dict) -> list[Result]:
     src = Path(rec["adapter_dir"])
     out = []
 
-    def attempt(cid, mangle, loader="apply", expect_refuse=True):
+    def attempt(cid, mangle, loader="apply", expect_refuse=True, into=task):
         d = s.root / "adapters" / cid
         shutil.copytree(src, d)
         mangle(d)
-        model, _ = load_model(rec["config"]["model"], task)
+        model, _ = load_model(rec["config"]["model"], into)
         try:
             if loader == "apply":
                 apply_adapter(model, d)
@@ -493,14 +495,17 @@ def adapter_cases(s: Scratch, rec: dict) -> list[Result]:
     attempt("F21", lambda d: (d / c).write_text((d / c).read_text()[:10]))
     attempt("F22", edit_config(alpha=None), loader="load")
     attempt("F23", edit_config(r=4))
+    attempt("F24", edit_config(r=4), loader="load")
     attempt("F25", edit_config(alpha=16))
     attempt("F26", edit_config(targets=["q", "k", "v", "o"]))
+    attempt("F29", lambda d: None, into=get_task("glue/mnli"))      # an SST-2 adapter into a 3-label model
     del torch
     return out
 
 
-def data_loss_case(s: Scratch) -> Result:
-    """F34: a preempted rerun (skip_existing=false) must not replace the finished run's adapter."""
+def data_loss_cases(s: Scratch) -> list[Result]:
+    """F34: a preempted rerun (skip_existing=false) must not replace the finished run's adapter; F35: nor must
+    a rerun that fails on bad data replace the finished record."""
     data = s.copy_data("rr")
     rec_path, rec = finished_run(s, "res_rr", "trainer.epochs=3", data=data)
     weights = Path(rec["adapter_dir"]) / "adapter.safetensors"
@@ -511,8 +516,15 @@ def data_loss_case(s: Scratch) -> Result:
     after = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else "missing"
     same_record = json.loads(rec_path.read_text()).get("created_at") == rec["created_at"]
     if after != before and same_record:
-        return Result("F34", "data lost", f"adapter {before[:8]} -> {after[:8]} under the unchanged finished record")
-    return Result("F34", "OK", f"adapter {before[:8]} kept; record {'unchanged' if same_record else 'rewritten'}")
+        f34 = Result("F34", "data lost", f"adapter {before[:8]} -> {after[:8]} under the unchanged finished record")
+    else:
+        f34 = Result("F34", "OK", f"adapter {before[:8]} kept; record {'unchanged' if same_record else 'rewritten'}")
+    edit_rows(data, "train", lambda i, r: r.update(label=7) if i == 0 else None)
+    p = app(s.T(data=data, results=s.root / "res_rr") + ["trainer.epochs=3", "skip_existing=false"])
+    kept = json.loads(rec_path.read_text()).get("created_at") == rec["created_at"]
+    outcome, detail = app_outcome(p, expect_refuse=True)
+    return [f34, Result("F35", ("OK" if outcome == "clear" else outcome) if kept else "data lost",
+                        f"finished record {'kept' if kept else 'REPLACED'}; {detail}")]
 
 
 # --- 4. faults --------------------------------------------------------------------------------------
