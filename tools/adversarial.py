@@ -97,7 +97,8 @@ def app_outcome(p: subprocess.CompletedProcess, expect_refuse: bool) -> tuple[st
         raised = [line for line in err.splitlines() if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)]
         return "traceback", (raised[-1].strip()[:220] if raised else first_line(err, "Error"))
     if p.returncode != 0:
-        return "clear", f"exit {p.returncode}: {first_line(p.stderr, 'error') or first_line(p.stdout, 'error')}"
+        needle = next((n for n in ("config error", "Could not", "error") if n in err), "")
+        return "clear", f"exit {p.returncode}: {first_line(err, needle)}"
     return ("silent" if expect_refuse else "OK"), f"exit 0: {first_line(p.stdout + p.stderr, 'finished')}"
 
 
