@@ -5,6 +5,10 @@ import math
 from collections.abc import Sequence
 
 
+class MetricError(ValueError):
+    """A metric that cannot be computed from these values (never reported as a number)."""
+
+
 def _check(predictions: Sequence, references: Sequence) -> None:
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
@@ -23,22 +27,25 @@ def f1(predictions: Sequence[int], references: Sequence[int], positive: int = 1)
     tp = sum(p == positive and r == positive for p, r in zip(predictions, references))
     fp = sum(p == positive and r != positive for p, r in zip(predictions, references))
     fn = sum(p != positive and r == positive for p, r in zip(predictions, references))
-    return 0.0 if tp == 0 else 100.0 * 2 * tp / (2 * tp + fp + fn)
+    if tp + fp + fn == 0:
+        raise MetricError(f"f1: no example of the positive class {positive!r} in the {len(references)} references "
+                          "or predictions: F1 is undefined")
+    return 100.0 * 2 * tp / (2 * tp + fp + fn)
 
 
 def matthews_corr(predictions: Sequence[int], references: Sequence[int]) -> float:
-    """Binary Matthews correlation (CoLA); 0 when a row or column of the confusion matrix is empty."""
+    """Binary Matthews correlation (CoLA). References of one class make it undefined: an error. Predictions of one
+    class (a model that has not learned to vary) score 0, the usual convention (scikit-learn's too)."""
     _check(predictions, references)
+    if len(set(references)) < 2:
+        raise MetricError(f"matthews: all {len(references)} references are {references[0]!r}: the correlation is "
+                          "undefined")
     tp = sum(p == 1 and r == 1 for p, r in zip(predictions, references))
     tn = sum(p == 0 and r == 0 for p, r in zip(predictions, references))
     fp = sum(p == 1 and r == 0 for p, r in zip(predictions, references))
     fn = sum(p == 0 and r == 1 for p, r in zip(predictions, references))
     denom = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return 0.0 if denom == 0 else 100.0 * (tp * tn - fp * fn) / denom
-
-
-class MetricError(ValueError):
-    """A metric that cannot be computed from these values (never reported as a number)."""
 
 
 def _correlation(name: str, fn, predictions: Sequence[float], references: Sequence[float]) -> float:

@@ -50,3 +50,13 @@ def test_a_correlation_that_cannot_be_computed_is_an_error_never_zero():
     with pytest.raises(MetricError, match="predictions are not finite"):
         pearson([1, float("inf"), 3], [1, 2, 3])
     assert pearson([3, 3, 3], [1, 2, 3]) == 0.0     # a constant predictor: no correlation (as Matthews scores it)
+
+
+def test_f1_and_matthews_that_cannot_be_computed_are_errors():
+    from lora_repro.metrics.classification import MetricError
+    with pytest.raises(MetricError, match="f1: no example of the positive class 1"):
+        f1([0, 0], [0, 0])
+    with pytest.raises(MetricError, match="matthews: all 3 references are 1"):
+        matthews_corr([0, 1, 1], [1, 1, 1])
+    assert matthews_corr([1, 1, 1, 1], [0, 1, 0, 1]) == 0.0      # a constant predictor: 0 by convention
+    assert f1([0, 0], [1, 0]) == 0.0                             # defined: positives exist, none found
