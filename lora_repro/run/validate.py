@@ -61,9 +61,6 @@ def check_selection_split(config: Mapping, task: Any, p: Problems) -> None:
             "words and where>'")
 
 
-# Keys a run may carry beyond conf/config.yaml's own (`+stop_after_steps=3`, a test's early stop).
-OPTIONAL_TOP_KEYS = ("stop_after_steps",)
-
 
 def _yaml_keys(path: Path) -> set[str]:
     from omegaconf import OmegaConf
@@ -72,12 +69,13 @@ def _yaml_keys(path: Path) -> set[str]:
 
 def check_known_keys(config: Mapping, p: Problems) -> None:
     """A typo added with `+` (`+sede=3`, `+task.max_len=64`) must not train seed 0 under a new identity: the
-    top-level keys are those of conf/config.yaml (its groups and its own keys), the task keys those of
+    top-level keys are those of conf/config.yaml (its groups and its own keys) and the run-control keys outside
+    the identity (`records.IDENTITY_EXCLUDED_KEYS`, e.g. `+stop_after_steps`); the task keys those of
     conf/task/_base.yaml; trainer and method keys are checked by their own layers."""
     from .. import paths
 
     top = _yaml_keys(paths.CONF_DIR / "config.yaml") | {"model", "task", "method", "trainer", "logger"} \
-        | set(OPTIONAL_TOP_KEYS)
+        | set(records.IDENTITY_EXCLUDED_KEYS)
     unknown = sorted(set(config) - top)
     p.check(not unknown, "config", unknown, f"known top-level keys only: {', '.join(sorted(top))}")
     task_keys = _yaml_keys(paths.CONF_DIR / "task" / "_base.yaml") | {"name"}
