@@ -70,15 +70,15 @@ def _yaml_keys(path: Path) -> set[str]:
 def check_known_keys(config: Mapping, p: Problems) -> None:
     """A typo added with `+` (`+sede=3`, `+task.max_len=64`) must not train seed 0 under a new identity: the
     top-level keys are those of conf/config.yaml (its groups and its own keys) and the run-control keys outside
-    the identity (`records.IDENTITY_EXCLUDED_KEYS`, e.g. `+stop_after_steps`); the task keys those of
-    conf/task/_base.yaml; trainer and method keys are checked by their own layers."""
+    the identity (`records.IDENTITY_EXCLUDED_KEYS`, e.g. `+stop_after_steps`); the task keys those of the
+    conf/task/ files; trainer and method keys are checked by their own layers."""
     from .. import paths
 
     top = _yaml_keys(paths.CONF_DIR / "config.yaml") | {"model", "task", "method", "trainer", "logger"} \
         | set(records.IDENTITY_EXCLUDED_KEYS)
     unknown = sorted(set(config) - top)
     p.check(not unknown, "config", unknown, f"known top-level keys only: {', '.join(sorted(top))}")
-    task_keys = _yaml_keys(paths.CONF_DIR / "task" / "_base.yaml") | {"name"}
+    task_keys = {"name"}.union(*(_yaml_keys(f) for f in sorted((paths.CONF_DIR / "task").rglob("*.yaml"))))
     unknown = sorted(set(config.get("task") or {}) - task_keys)
     p.check(not unknown, "task", unknown, f"known task options only: {', '.join(sorted(task_keys))}")
 
