@@ -61,7 +61,6 @@ def check_selection_split(config: Mapping, task: Any, p: Problems) -> None:
             "words and where>'")
 
 
-
 def _yaml_keys(path: Path) -> set[str]:
     from omegaconf import OmegaConf
     return {k for k in OmegaConf.load(path) if k not in ("defaults", "hydra")}
