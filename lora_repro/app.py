@@ -21,7 +21,9 @@ from .sweeps.compose import register_resolvers
 register_resolvers()  # ${init_from_run:...} in the table2/demo presets
 
 CONF_DIR = str(paths.CONF_DIR)
+CONFIG_ERROR_EXIT = 2
 log = logging.getLogger("lora_repro.app")
+_started = [False]   # the task function ran: an exit 1 before it is Hydra refusing the config or an override
 
 
 def _in_multirun() -> bool:
@@ -36,6 +38,7 @@ def hydra_main(cfg: DictConfig) -> None:
     from .run import Outcome, RunConfigError, execute
     from .sweeps import guard
 
+    _started[0] = True
     logging.getLogger("lora_repro").setLevel(logging.INFO)
     multirun = _in_multirun()
     if multirun and guard.dropped_job(_job_num()):
@@ -46,7 +49,7 @@ def hydra_main(cfg: DictConfig) -> None:
         for problem in e.problems:
             print(f"config error: {problem}", file=sys.stderr)
         if not multirun:
-            sys.exit(2)
+            sys.exit(CONFIG_ERROR_EXIT)
         outcome = Outcome("failed", error=f"config error: {'; '.join(e.problems)}")
     except Exception as e:  # noqa: BLE001 - in a sweep every failure is recorded and the sweep goes on
         if not multirun:
@@ -77,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point for `experiments/train.py`, a console script, and `lora-repro train` (argv = overrides)."""
     if argv is not None:
         sys.argv = ["train", *argv]
-    hydra_main()
+    _started[0] = False
+    try:
+        hydra_main()
+    except SystemExit as e:
+        if e.code == 1 and not _started[0]:   # `method=nosuch`, `method.rank=8`: Hydra printed why, exit 1
+            raise SystemExit(CONFIG_ERROR_EXIT) from None
+        raise
     return 0
 
 

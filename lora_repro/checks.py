@@ -30,5 +30,15 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_real(value) -> bool:
+    """A finite number (not a bool): inf and nan pass `> 0` checks and then poison a run."""
+    import math
+    return is_number(value) and math.isfinite(value)
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def is_positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lora_repro"
 # Bottom to top; a module may import from its own layer and from lower ones. Layers on one line are siblings:
 # neither imports the other.
 LAYERS = [
-    ("checks", "paths"),
+    ("checks", "paths", "mutations"),
     ("metrics",),
     ("methods",),
     ("models",),

@@ -256,43 +256,47 @@ class LoRA(Method):
                                    f"have alpha={sorted({layer.alpha for layer in layers})}")
 
     def validate(self, model: nn.Module, cfg: dict) -> None:
+        """Every problem of the options at once (one MethodConfigError, one line each)."""
         model_type = model.config.model_type
         valid = available_sites(model)
         targets = cfg["targets"]
+        problems = []
         if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
-            raise MethodConfigError(f"lora: targets={targets!r} must be a non-empty list; valid targets: "
-                                    f"{', '.join(valid)}")
+            problems.append(f"lora: targets={targets!r} must be a non-empty list; valid targets: {', '.join(valid)}")
+            targets = []
         for t in targets:
             if t not in valid:
-                raise MethodConfigError(f"lora: target {t!r} is not in model_type {model_type!r}; "
-                                        f"valid targets: {', '.join(valid)}")
+                problems.append(f"lora: target {t!r} is not in model_type {model_type!r}; "
+                                f"valid targets: {', '.join(valid)}")
         if len(set(targets)) != len(targets):
-            raise MethodConfigError(f"lora: targets={list(targets)!r} lists a target twice")
+            problems.append(f"lora: targets={list(targets)!r} lists a target twice")
         r = cfg["r"]
         if isinstance(r, Mapping):
             if set(r) != set(targets):
-                raise MethodConfigError(f"lora: r={dict(r)!r} must give a rank for exactly the targets "
-                                        f"{list(targets)!r}")
+                problems.append(f"lora: r={dict(r)!r} must give a rank for exactly the targets {list(targets)!r}")
             bad = {t: v for t, v in r.items() if not (_is_int(v) and v > 0)}
             if bad:
-                raise MethodConfigError(f"lora: r={bad!r} must be integers > 0")
+                problems.append(f"lora: r={bad!r} must be integers > 0")
         elif not (_is_int(r) and r > 0):
-            raise MethodConfigError(f"lora: r={r!r} must be an integer > 0 (or a mapping target -> integer)")
+            problems.append(f"lora: r={r!r} must be an integer > 0 (or a mapping target -> integer)")
         if not (_is_real(cfg["alpha"]) and cfg["alpha"] > 0):
-            raise MethodConfigError(f"lora: alpha={cfg['alpha']!r} must be a number > 0 (the scale is alpha/r)")
+            problems.append(f"lora: alpha={cfg['alpha']!r} must be a number > 0 (the scale is alpha/r)")
         if not (_is_real(cfg["dropout"]) and 0 <= cfg["dropout"] < 1):
-            raise MethodConfigError(f"lora: dropout={cfg['dropout']!r} must be a number in [0, 1)")
+            problems.append(f"lora: dropout={cfg['dropout']!r} must be a number in [0, 1)")
         if cfg.get("init_a", "kaiming") not in ("kaiming", "normal"):
-            raise MethodConfigError(f"lora: init_a={cfg['init_a']!r} is not supported; valid: ['kaiming', 'normal']")
+            problems.append(f"lora: init_a={cfg['init_a']!r} is not supported; valid: ['kaiming', 'normal']")
         if lora_layers(model):
-            raise MethodConfigError("lora: the model already has LoRA layers; start from a fresh model")
+            problems.append("lora: the model already has LoRA layers; start from a fresh model")
         sites = get_arch(model).sites
-        for block in blocks(model):
-            for t in targets:
+        for t in (t for t in dict.fromkeys(targets) if t in valid):
+            for block in blocks(model):
                 module = block.get_submodule(sites[t].path)
                 if not isinstance(module, WRAPPABLE):
-                    raise MethodConfigError(f"lora: target {t!r} is a {type(module).__name__} at "
-                                            f"{sites[t].path!r}; LoRA wraps nn.Linear or Conv1D only")
+                    problems.append(f"lora: target {t!r} is a {type(module).__name__} at {sites[t].path!r}; "
+                                    "LoRA wraps nn.Linear or Conv1D only")
+                    break
+        if problems:
+            raise MethodConfigError("\n".join(problems))
 
     def apply(self, model: nn.Module, cfg: dict) -> None:
         sites = get_arch(model).sites

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths, records
+from .. import mutations, paths, records
 from . import adapter_store, cluster
 from .validate import ValidatedRun, validate
 
@@ -130,7 +130,7 @@ def _execute(v: ValidatedRun, stop) -> Outcome:
     results_dir = v.config.get("results_dir") or paths.DEFAULT_RESULTS
     if (skipped := _skip(v, results_dir)) is not None:
         return skipped
-    if int(os.environ.get("RANK", "0")) != 0:
+    if int(os.environ.get("RANK", "0")) != 0 or mutations.active("no-lock"):
         return _execute_locked(v, stop, results_dir)
     lock = paths.run_lock(results_dir, v.run_id)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import records
-from ..checks import ConfigError, Problems, is_positive_int
+from ..checks import ConfigError, Problems, is_int, is_positive_int
 
 RunConfigError = ConfigError   # the name callers of main @ 68f5b40 catch
 
@@ -61,6 +61,27 @@ def check_selection_split(config: Mapping, task: Any, p: Problems) -> None:
             "words and where>'")
 
 
+def _yaml_keys(path: Path) -> set[str]:
+    from omegaconf import OmegaConf
+    return {k for k in OmegaConf.load(path) if k not in ("defaults", "hydra")}
+
+
+def check_known_keys(config: Mapping, p: Problems) -> None:
+    """A typo added with `+` (`+sede=3`, `+task.max_len=64`) must not train seed 0 under a new identity: the
+    top-level keys are those of conf/config.yaml (its groups and its own keys) and the run-control keys outside
+    the identity (`records.IDENTITY_EXCLUDED_KEYS`, e.g. `+stop_after_steps`); the task keys those of the
+    conf/task/ files; trainer and method keys are checked by their own layers."""
+    from .. import paths
+
+    top = _yaml_keys(paths.CONF_DIR / "config.yaml") | {"model", "task", "method", "trainer", "logger"} \
+        | set(records.IDENTITY_EXCLUDED_KEYS)
+    unknown = sorted(set(config) - top)
+    p.check(not unknown, "config", unknown, f"known top-level keys only: {', '.join(sorted(top))}")
+    task_keys = {"name"}.union(*(_yaml_keys(f) for f in sorted((paths.CONF_DIR / "task").rglob("*.yaml"))))
+    unknown = sorted(set(config.get("task") or {}) - task_keys)
+    p.check(not unknown, "task", unknown, f"known task options only: {', '.join(sorted(task_keys))}")
+
+
 def validate(cfg: Any) -> ValidatedRun:
     """Check a resolved config before any compute; raise ConfigError listing every problem found
     (checks that need a valid task or model are skipped when those are already wrong)."""
@@ -77,7 +98,9 @@ def validate(cfg: Any) -> ValidatedRun:
     for key in ("model", "task", "method", "trainer"):
         p.check(isinstance(config.get(key), Mapping), key, config.get(key), "a config group (see conf/)")
     p.raise_any()
-    p.check(isinstance(config.get("seed"), int), "seed", config.get("seed"), "an integer")
+    seed = config.get("seed")
+    p.check(is_int(seed) and 0 <= seed < 2**32, "seed", seed, "an integer in [0, 2**32) (NumPy's seed range)")
+    check_known_keys(config, p)
     TrainerConfig.check(config["trainer"], p)
     t = config["task"]
     try:
@@ -92,6 +115,12 @@ def validate(cfg: Any) -> ValidatedRun:
     for key in ("max_train_samples", "max_eval_samples"):
         if t.get(key) is not None:
             p.check(is_positive_int(t[key]), f"task.{key}", t[key], "null or an integer > 0")
+    from ..train.evaluate import GENERATION_KEYS
+    generation = t.get("generation") or {}
+    if p.check(isinstance(generation, Mapping), "task.generation", generation, "a mapping of generation options"):
+        for key in generation:
+            p.check(key in GENERATION_KEYS, f"task.generation.{key}", generation[key],
+                    f"a known generation option: {', '.join(GENERATION_KEYS)}")
     missing, unreachable = unavailable(config)   # hub files neither cached nor downloadable: one line, no retries
     if missing:
         p.append(unavailable_problem(missing, unreachable, config))
@@ -133,7 +162,7 @@ def validate(cfg: Any) -> ValidatedRun:
             get_arch(model)
             method_cls().validate(model, options)
         except (MethodConfigError, UnsupportedModelError) as e:
-            p.append(f"method: {e}")
+            p.extend(f"method: {line}" for line in str(e).splitlines())   # a method may list several
     init_from = config.get("method_init_from")
     if init_from is not None:
         p.check(Path(init_from, ADAPTER_WEIGHTS).is_file(), "method_init_from", init_from,

@@ -9,10 +9,13 @@ examples itself: encoders get `text_pair` + `label`; decoder-only models get `pr
 """
 from __future__ import annotations
 
+import glob
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import data_errors
 
 if TYPE_CHECKING:
     import random
@@ -45,6 +48,7 @@ class Task(ABC):
     main_metric: ClassVar[str]                # the paper's headline metric, a key of compute_metrics
     generation: ClassVar[dict[str, Any]] = {}  # num_beams, length_penalty, no_repeat_ngram_size, max_new_tokens
     nested_columns: ClassVar[tuple[str, ...]] = ()  # columns holding dicts/lists (a csv file cannot hold them)
+    text_columns: ClassVar[tuple[str, ...]] = ()    # columns a model reads as text: every value must be a string
     # planning facts (`lora-repro plan`); None: the planner reports the task's cost as unknown
     train_examples: ClassVar[int | None] = None   # rows of the hub train split
     avg_tokens: ClassVar[int | None] = None       # estimated tokenised length of one example (+ target), not measured
@@ -70,6 +74,9 @@ class Task(ABC):
             raise TaskConfigError(
                 f"{self.name}: no file for split {missing[0]!r} in {str(data_dir)!r}; expected {missing[0]}"
                 f"{{{','.join(LOCAL_FORMATS)}}}")
+        if ambiguous := self.ambiguous_files(data_dir):
+            raise TaskConfigError(f"{self.name}: more than one file for a split in {str(data_dir)!r}: "
+                                  f"{ambiguous}; keep one per split")
         files = {split: str(path) for split, path in files.items()}
         fmts = {LOCAL_FORMATS[Path(f).suffix] for f in files.values()}
         if len(fmts) != 1:
@@ -77,15 +84,45 @@ class Task(ABC):
         fmt = fmts.pop()
         ds = datasets.DatasetDict()
         for split, file in files.items():      # one split at a time: a bad file is named, not a cast error
-            try:
-                ds[split] = datasets.load_dataset(fmt, data_files={split: file}, split=split)
+            if Path(file).stat().st_size == 0:
+                raise TaskConfigError(f"{self.name}: {file} is empty")
+            try:   # escaped: `datasets` expands glob characters, and `sst2[12]` must not read `sst21`
+                ds[split] = datasets.load_dataset(fmt, data_files={split: glob.escape(file)}, split=split)
             except Exception as e:  # noqa: BLE001  (datasets raises many kinds; the file is what matters)
-                raise TaskConfigError(f"{self.name}: cannot read {file} as {fmt}: {e}") from e
+                raise TaskConfigError(f"{self.name}: cannot read {file} as {fmt}: "
+                                      f"{data_errors.parse_error(file, fmt, e)}") from e
             missing = [c for c in self.columns if c not in ds[split].column_names]
             if missing:
                 raise TaskConfigError(f"{self.name}: {file} lacks column(s) {missing}; "
                                       f"the schema is {list(self.columns)}")
+            if ds[split].num_rows == 0:
+                raise TaskConfigError(f"{self.name}: {file} has no rows")
+            if bad := self.check_rows(ds[split], file):
+                raise TaskConfigError(f"{self.name}: " + "; ".join(bad))
         return ds
+
+    def check_rows(self, split, file: str) -> list[str]:
+        """What is wrong with the rows of one loaded local split, each naming the file, the line or row and the
+        value: here, a `text_columns` value that is not a string (a task with labels adds their domain)."""
+        problems = []
+        for col in self.text_columns:
+            values = data_errors.column(split, col, file)
+            if isinstance(values, str):
+                problems.append(values)
+                continue
+            problems += data_errors.listed(file, f"{col!r} is not text",
+                                           [(i, v) for i, v in enumerate(values) if not isinstance(v, str)])
+        return problems
+
+    def ambiguous_files(self, data_dir: str | Path) -> list[str]:
+        """Splits with more than one file (`train.csv` and `train.jsonl`): which one is meant is a guess."""
+        data_dir = Path(data_dir)
+        out = []
+        for split in (self.train_split, *self.eval_splits):
+            found = [p.name for p in sorted(data_dir.glob(f"{split}.*")) if p.suffix in LOCAL_FORMATS]
+            if len(found) > 1:
+                out.append(" and ".join(found))
+        return out
 
     def split_files(self, data_dir: str | Path) -> dict[str, Path | None]:
         """The file of each split (train first) in a `data_dir` of `<split>.{jsonl,json,csv,parquet}` files,
@@ -108,8 +145,13 @@ class Task(ABC):
         if problems.check(Path(data_dir).is_dir(), "task.data_dir", data_dir, allowed):
             missing = [s for s, path in self.split_files(data_dir).items() if path is None]
             exts = ",".join(LOCAL_FORMATS)
-            problems.check(not missing, "task.data_dir", data_dir, "a directory holding a file per split; missing: "
-                           + ", ".join(f"{m}{{{exts}}}" for m in missing))
+            if problems.check(not missing, "task.data_dir", data_dir,
+                              "a directory holding a file per split; missing: "
+                              + ", ".join(f"{m}{{{exts}}}" for m in missing)):
+                try:        # the contents too (labels, texts), so bad data stops the run before a model loads
+                    data_errors.load_checked(self, data_dir)
+                except TaskConfigError as e:
+                    problems.append(f"task.data_dir={str(data_dir)!r}: {e}")
 
     def fixture_rows(self, split: str, n: int, rng: random.Random) -> list[dict]:
         """`n` synthetic rows of `split` in the hub schema, drawn from `rng` alone (`fixtures.write_fixture`

@@ -36,6 +36,7 @@ class E2E(Task):
     hub_path = "tuetschek/e2e_nlg"
     hub_revision = "refs/convert/parquet"
     columns = ("meaning_representation", "human_reference")
+    text_columns = ("meaning_representation", "human_reference")
     kind = "generation"
     eval_splits = ("test",)
     main_metric = "BLEU"

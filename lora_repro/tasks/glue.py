@@ -30,6 +30,7 @@ import re
 from typing import ClassVar
 
 from ..metrics import classification as C
+from . import data_errors
 from .base import Task, register
 
 _FIRST_WORD = re.compile(r"\S+")
@@ -55,6 +56,26 @@ class GlueTask(Task):
 
     def label(self, example: dict) -> int | float:
         return float(example["label"]) if self.kind == "regression" else int(example["label"])
+
+    SCORE_RANGE: ClassVar[tuple[float, float]] = (0.0, 5.0)   # STS-B similarity scores
+
+    def check_rows(self, split, file: str) -> list[str]:
+        """Every text a string, every label in the task's domain: an index into `label_names` (an integer,
+        or a float with no fraction), or for STS-B a finite score in [0, 5]. GLUE test files carry label -1
+        (no label): they cannot be trained or scored on."""
+        problems = super().check_rows(split, file)
+        labels = data_errors.column(split, "label", file)
+        if isinstance(labels, str):
+            return [*problems, labels]
+        real = data_errors.is_real
+        if self.kind == "regression":
+            lo, hi = self.SCORE_RANGE
+            bad = [(i, v) for i, v in enumerate(labels) if not (real(v) and lo <= v <= hi)]
+            return problems + data_errors.listed(file, f"'label' must be a finite score in [{lo:g}, {hi:g}]", bad)
+        n = len(self.label_names)
+        bad = [(i, v) for i, v in enumerate(labels) if not (real(v) and v == int(v) and 0 <= v < n)]
+        valid = ", ".join(f"{i} ({name})" for i, name in enumerate(self.label_names))
+        return problems + data_errors.listed(file, f"'label' must be one of {valid}", bad)
 
     # decoders
     def prompt(self, example: dict) -> str:

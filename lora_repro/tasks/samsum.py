@@ -28,6 +28,7 @@ class SAMSum(Task):
     avg_tokens = 160
     hub_path = "knkarthick/samsum"
     columns = ("id", "dialogue", "summary")
+    text_columns = ("dialogue", "summary")
     kind = "generation"
     eval_splits = ("test",)
     main_metric = "rouge1"

@@ -46,6 +46,7 @@ class WikiSQL(Task):
     hub_path = "Salesforce/wikisql"
     hub_revision = "refs/convert/parquet"
     columns = ("phase", "question", "table", "sql")
+    text_columns = ("question",)
     nested_columns = ("table", "sql")
     kind = "generation"
     eval_splits = ("validation",)

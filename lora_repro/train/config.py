@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..checks import Problems, is_number, is_positive_int
+from ..checks import Problems, is_int, is_positive_int, is_real
 from .precision import TRAINER_PRECISIONS
 
 EVAL_EPOCHS = ("all", "last")
@@ -70,7 +70,7 @@ class TrainerConfig:
         """Append every problem of the trainer options `t` (a config mapping) to `p`."""
         unknown = sorted(set(t) - set(cls.keys()))
         p.check(not unknown, "trainer", unknown, f"known options only: {', '.join(cls.keys())}")
-        p.check(is_number(t.get("lr")) and t["lr"] > 0, "trainer.lr", t.get("lr"), "a number > 0")
+        p.check(is_real(t.get("lr")) and t["lr"] > 0, "trainer.lr", t.get("lr"), "a finite number > 0")
         for key in ("epochs", "batch_size"):
             p.check(is_positive_int(t.get(key)), f"trainer.{key}", t.get(key), "an integer > 0")
         for key in ("grad_accum", "eval_batch_size"):
@@ -79,27 +79,30 @@ class TrainerConfig:
         p.check(t.get("precision", "auto") in TRAINER_PRECISIONS, "trainer.precision", t.get("precision"),
                 str(list(TRAINER_PRECISIONS)))
         wr = t.get("warmup_ratio", 0.0) or 0.0
-        p.check(is_number(wr) and 0 <= wr < 1, "trainer.warmup_ratio", wr, "a number in [0, 1)")
+        p.check(is_real(wr) and 0 <= wr < 1, "trainer.warmup_ratio", wr, "a number in [0, 1)")
         ws = t.get("warmup_steps", 0) or 0
-        p.check(isinstance(ws, int) and ws >= 0, "trainer.warmup_steps", ws, "an integer >= 0 (0: use warmup_ratio)")
+        p.check(is_int(ws) and ws >= 0, "trainer.warmup_steps", ws, "an integer >= 0 (0: use warmup_ratio)")
         p.check(t.get("eval_epochs", "all") in EVAL_EPOCHS, "trainer.eval_epochs", t.get("eval_epochs"),
                 "'all' (evaluate every epoch, keep the best) or 'last'")
         ls = t.get("label_smoothing", 0.0) or 0.0
-        p.check(is_number(ls) and 0 <= ls < 1, "trainer.label_smoothing", ls, "a number in [0, 1)")
+        p.check(is_real(ls) and 0 <= ls < 1, "trainer.label_smoothing", ls, "a number in [0, 1)")
         mg = t.get("max_grad_norm")
-        p.check(mg is None or (is_number(mg) and mg >= 0), "trainer.max_grad_norm", mg,
-                "null/0 (no clipping) or a number > 0")
+        p.check(mg is None or (is_real(mg) and mg >= 0), "trainer.max_grad_norm", mg,
+                "null/0 (no clipping) or a finite number > 0")
         wd = t.get("weight_decay", 0.0) or 0.0
-        p.check(is_number(wd) and wd >= 0, "trainer.weight_decay", wd, "a number >= 0")
+        p.check(is_real(wd) and wd >= 0, "trainer.weight_decay", wd, "a finite number >= 0")
         betas = t.get("adam_betas", [0.9, 0.999])
         p.check(isinstance(betas, (list, tuple)) and len(betas) == 2
-                and all(is_number(b) and 0 <= b < 1 for b in betas), "trainer.adam_betas", betas,
+                and all(is_real(b) and 0 <= b < 1 for b in betas), "trainer.adam_betas", betas,
                 "two numbers in [0, 1)")
         eps = t.get("adam_eps", 1e-6)
-        p.check(is_number(eps) and eps > 0, "trainer.adam_eps", eps, "a number > 0")
-        for key in ("save_every_steps", "log_every_steps"):
-            if t.get(key) is not None:
-                p.check(isinstance(t[key], int) and t[key] >= 0, f"trainer.{key}", t[key], "an integer >= 0")
+        p.check(is_real(eps) and eps > 0, "trainer.adam_eps", eps, "a finite number > 0")
+        if t.get("save_every_steps") is not None:
+            p.check(is_int(t["save_every_steps"]) and t["save_every_steps"] >= 0, "trainer.save_every_steps",
+                    t["save_every_steps"], "an integer >= 0 (0: checkpoint after every epoch only)")
+        if t.get("log_every_steps") is not None:
+            p.check(is_positive_int(t["log_every_steps"]), "trainer.log_every_steps", t["log_every_steps"],
+                    "an integer > 0 (W&B gets the loss every that many steps)")
         _check_global_batch(t, p)
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .. import mutations
+from ..checks import ConfigError
 from ..methods.prefix import inserted_positions
 from . import dist as dist_mod
 from .config import TrainerConfig
@@ -60,6 +62,21 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(f"loss is {value} at step {step} (epoch {epoch + 1}, micro-batch {batch + 1}); "
                          "lower trainer.lr, set trainer.max_grad_norm, or use trainer.precision=fp32/bf16")
         self.step = step
+
+
+class ResumeMismatchError(ConfigError):
+    """A saved state from another training regime (process count, resolved precision) than this launch:
+    a config error (one line, exit 2), since the fix is the launch command, not the code."""
+
+
+def check_regime(saved: Mapping | None, now: Mapping, state_dir) -> None:
+    """Refuse to resume a state saved under another regime (a state without one predates the check)."""
+    if saved is not None and dict(saved) != dict(now):
+        diff = ", ".join(f"{k}={saved.get(k)!r} then, {now.get(k)!r} now" for k in now if saved.get(k) != now.get(k))
+        raise ResumeMismatchError(
+            f"cannot resume {state_dir}: it was saved under another training regime ({diff}); relaunch as "
+            "before (same torchrun process count, same device kind or an explicit trainer.precision), or pass "
+            "resume=false to train this run from scratch")
 
 
 def token_loss(logits, labels, label_smoothing: float):
@@ -139,14 +156,18 @@ def fit(model, tokenizer, task, data, trainer_cfg: Mapping, *, seed: int, decode
     save_every = cfg.save_every_steps
     log_every = max(1, cfg.log_every_steps)
 
+    # The regime is what a run id does not pin (the process count, what precision=auto resolved to):
+    # a state saved under another regime would finish as a hybrid that looks like a clean run.
+    regime = {"world_size": dist.world, "precision": precision}
     progress = {"epoch": 0, "batches_done": 0, "step": 0, "history": [], "best": None, "best_epoch": None,
-                "tokens": 0, "train_s": 0.0, "wall_s": 0.0, "loss_sum": 0.0, "loss_n": 0}
+                "tokens": 0, "train_s": 0.0, "wall_s": 0.0, "loss_sum": 0.0, "loss_n": 0, "regime": regime}
     resumed_from = None                # the step a resumed run continues from (for its record and log)
-    if state_dir is not None and resume:
+    if state_dir is not None and resume and not mutations.active("no-resume"):
         restored = load_state(state_dir, model, optimizer, scheduler, scaler)
         if restored is not None:
+            check_regime(restored.get("regime"), regime, state_dir)
             progress, resumed_from = restored, restored["step"]
-            log.info("resumed from step %d (epoch %d, batch %d) of %s", progress["step"], progress["epoch"] + 1,
+            log.info("resumed from step %d (epoch %d, batch %d) in %s", progress["step"], progress["epoch"] + 1,
                      progress["batches_done"], state_dir)
     ddp_model = dist_mod.wrap(model, dist)
     reset_peak_memory(device)

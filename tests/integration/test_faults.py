@@ -1,8 +1,11 @@
 """The fault-injection suite (`make fault-test`, `python tools/faults.py`) as part of `make test`:
 kill -TERM / kill -9 mid-epoch, a crashing sweep job, a corrupt record, two sweeps into one results dir, SIGTERM to
-the whole process tree with W&B on."""
+the whole process tree with W&B on; and the suite against mutants (resume or the run lock switched off), which it
+must report as not survived."""
 import faults  # tools/faults.py (tests/conftest.py puts tools/ on the path)
 import pytest
+
+from lora_repro import mutations
 
 
 @pytest.mark.slow
@@ -13,6 +16,27 @@ def test_fault_suite_survives_every_fault_and_loses_no_record(tmp_path, capsys):
     assert code == 0, "\n".join(lines)
     assert "faults: 6 injected, 6 survived, 0 records lost" in out
     assert [line.split()[0] for line in lines if line.startswith("  ")] == ["survived"] * 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant,fault", [("no-resume", "sigterm-resume"), ("no-lock", "concurrent-sweeps")])
+def test_fault_suite_fails_against_a_mutant(tmp_path, capsys, monkeypatch, mutant, fault):
+    """A check that cannot fail proves nothing: with resume switched off the rerun trains from step 0 (same
+    bits on a CPU, but it does not say `resumed from step N` and trains every batch); with the run lock
+    switched off both sweeps train the job whose lock the harness holds."""
+    monkeypatch.setenv(mutations.ENV, mutant)            # the suite's child processes inherit it
+    lines = []
+    code = faults.Suite(tmp_path, log=lines.append, only=[fault]).run()
+    out = capsys.readouterr().out
+    assert code == 1 and "faults: 1 injected, 0 survived" in out, "\n".join(lines)
+    assert any(line.startswith(f"  FAILED    {fault}:") for line in lines), "\n".join(lines)
+
+
+def test_unknown_fault_or_mutation_is_refused():
+    with pytest.raises(ValueError, match="unknown fault.*sigterm-resume"):
+        faults.Suite(None, only=["nosuch"])
+    with pytest.raises(ValueError, match="unknown mutation 'no-lok'; known: no-resume, no-lock"):
+        mutations.active("no-lok")
 
 
 def test_records_lost_counts_missing_and_duplicate_identities(tmp_path):

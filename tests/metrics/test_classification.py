@@ -39,3 +39,24 @@ def test_length_mismatch_and_empty_are_errors():
         accuracy([0, 1], [0])
     with pytest.raises(ValueError, match="no examples"):
         accuracy([], [])
+
+
+def test_a_correlation_that_cannot_be_computed_is_an_error_never_zero():
+    from lora_repro.metrics.classification import MetricError
+    with pytest.raises(MetricError, match="pearson: 1 of 4 references are not finite"):
+        pearson([1, 2, 3, 4], [1, float("nan"), 2, 4])
+    with pytest.raises(MetricError, match="spearman: all 3 references are 2.0"):
+        spearman([1, 2, 3], [2, 2, 2])
+    with pytest.raises(MetricError, match="predictions are not finite"):
+        pearson([1, float("inf"), 3], [1, 2, 3])
+    assert pearson([3, 3, 3], [1, 2, 3]) == 0.0     # a constant predictor: no correlation (as Matthews scores it)
+
+
+def test_f1_and_matthews_that_cannot_be_computed_are_errors():
+    from lora_repro.metrics.classification import MetricError
+    with pytest.raises(MetricError, match="f1: no example of the positive class 1"):
+        f1([0, 0], [0, 0])
+    with pytest.raises(MetricError, match="matthews: all 3 references are 1"):
+        matthews_corr([0, 1, 1], [1, 1, 1])
+    assert matthews_corr([1, 1, 1, 1], [0, 1, 0, 1]) == 0.0      # a constant predictor: 0 by convention
+    assert f1([0, 0], [1, 0]) == 0.0                             # defined: positives exist, none found

@@ -183,13 +183,15 @@ def test_odd_and_tampered_records_are_reported_and_skipped_not_fatal(tmp_path, c
     odd = {
         "nan": ({**make_record("nan", task="glue/sst2", model=TINY, seed=2), "metrics": {"accuracy": float("nan")}},
                 "not finite numbers"),
-        "abc": ({**make_record("abc", task="glue/sst2", model=TINY, seed=3), "metrics": {"accuracy": "abc"}}, "not finite numbers"),
+        "abc": ({**make_record("abc", task="glue/sst2", model=TINY, seed=3), "metrics": {"accuracy": "abc"}},
+                "not finite numbers"),
         "listseed": (make_record("listseed", task="glue/sst2", model=TINY, seed=[1]), "seed [1] is not an integer"),
         "edited_task": ({**make_record("edited_task", task="glue/sst2", model=TINY, seed=4), "task": "glue/mnli"},
                         "task 'glue/mnli' disagrees with its config's 'glue/sst2'"),
         "edited_seed": ({**make_record("edited_seed", task="glue/sst2", model=TINY, seed=0, value=99.9), "seed": 1},
                         "seed 1 disagrees with its config's 0"),
-        "stray_copy": (make_record("good", task="glue/sst2", model=TINY, seed=5), "is not the file's name 'stray_copy'"),
+        "stray_copy": (make_record("good", task="glue/sst2", model=TINY, seed=5),
+                       "is not the file's name 'stray_copy'"),
     }
     for name, (rec, _) in odd.items():
         (runs / f"{name}.json").write_text(json.dumps(rec))

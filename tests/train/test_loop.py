@@ -155,3 +155,21 @@ def test_lora_run_takes_the_fast_path_and_records_its_precision(tmp_path):
     assert rec["status"] == "finished" and rec["precision"] == "bf16"
     auto = run(compose_cfg(toy_overrides(tmp_path, "tiny-roberta", "lora", "trainer.epochs=1", results="auto")))
     assert auto["precision"] == "fp32"  # `auto` on a CPU
+
+
+def test_resume_under_another_regime_is_refused_in_one_line(tmp_path, monkeypatch):
+    """precision=auto resolves to fp32 on a CPU and bf16 on a GPU under one run id (and a torchrun launch has the
+    same id as a one-process one): a state saved under one regime must not be finished under another."""
+    from lora_repro.train import loop
+    from lora_repro.train.loop import ResumeMismatchError, check_regime
+
+    pieces = toy_overrides(tmp_path, "tiny-roberta", "ft")
+    assert run(compose_cfg(pieces + ["+stop_after_steps=2"])) is None            # saved under fp32 (CPU)
+    monkeypatch.setattr(loop, "resolve_precision", lambda precision, device: "bf16")   # "the GPU node"
+    with pytest.raises(ResumeMismatchError, match=r"precision='fp32' then, 'bf16' now.*resume=false") as e:
+        run(compose_cfg(pieces))
+    assert len(str(e.value).splitlines()) == 1
+    assert run(compose_cfg(pieces + ["resume=false"]))["status"] == "finished"     # the way out it names
+    with pytest.raises(ResumeMismatchError, match=r"world_size=2 then, 1 now"):
+        check_regime({"world_size": 2, "precision": "fp32"}, {"world_size": 1, "precision": "fp32"}, "s")
+    check_regime(None, {"world_size": 1, "precision": "fp32"}, "s")   # a state from before the check: resumed
