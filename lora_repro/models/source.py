@@ -53,8 +53,9 @@ def arch_names() -> list[str]:
 
 
 def arch_values(name: str | Path) -> dict:
-    """The keys of an architecture config JSON: a name in `lora_repro/models/configs/` or a path."""
-    path = Path(name)
+    """The keys of an architecture config JSON: a name in `lora_repro/models/configs/`, a path, or
+    `package:<pkg>/<file>` (a checkpoint's own config.json: its architecture with random weights)."""
+    path = Path(resolve_source(str(name)))
     if path.suffix != ".json":
         path = MODEL_CONFIGS_DIR / f"{name}.json"
     if not path.is_file():
