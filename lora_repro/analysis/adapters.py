@@ -9,6 +9,7 @@ scale alpha/r). Methods without low-rank factors are refused with the names of t
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,9 +157,47 @@ def _adapter_dir_of_record(record: dict, results_dir: Path) -> list[Path]:
     return candidates
 
 
+SELECT_KEYS = ("model", "task", "method", "seed", "r")
+
+
+def _selected_value(rec: Mapping, key: str):
+    if key == "model":
+        return records.model_name(rec)
+    if key == "method":
+        return records.method_name(rec)
+    if key == "r":
+        return records.method_options(rec).get("r")
+    return rec.get(key)
+
+
+def select_run(spec: str, results_dir: str | Path) -> Path:
+    """The record path of the one finished run under `results_dir` that `spec` = `key=value[,key=value...]`
+    (keys: model, task, method, seed, r) selects, e.g. `model=minilm,r=64`: a run named without its id."""
+    want = {}
+    for part in str(spec).split(","):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or key not in SELECT_KEYS:
+            raise AnalysisError(f"run selector {spec!r}: {part!r} is not key=value with a key of {list(SELECT_KEYS)}")
+        want[key] = value
+    good, _ = records.load_records(results_dir)
+    hits = sorted((rec for rec in good if records.is_finished(rec)
+                   and all(str(_selected_value(rec, k)) == v for k, v in want.items())), key=lambda r: r["run_id"])
+    if len(hits) != 1:
+        seen = "; ".join(f"{r['run_id']} ({', '.join(f'{k}={_selected_value(r, k)}' for k in SELECT_KEYS)})"
+                         for r in hits[:5])
+        raise AnalysisError(f"run selector {spec!r} matches {len(hits)} finished runs in "
+                            f"{records.runs_dir(results_dir)}{': ' + seen if seen else ''}; it must match exactly one "
+                            "(add keys)")
+    return records.record_path(results_dir, str(hits[0]["run_id"]))
+
+
 def load_run(spec: str | Path, results_dir: str | Path = "results") -> LoraRun:
-    """A run from a run id, a record path, or an adapter (or checkpoint) directory."""
+    """A run from a run id, a record path, an adapter (or checkpoint) directory, or a selector of one finished
+    run under `results_dir` (`model=minilm,r=8`, see `select_run`; the selector becomes the run's label)."""
     spec_path, results_dir = Path(spec), Path(results_dir)
+    selector = str(spec) if "=" in str(spec) and not spec_path.exists() else None
+    if selector:
+        spec_path = select_run(selector, results_dir)
     if spec_path.is_dir():
         if (spec_path / ADAPTER_WEIGHTS).exists() or (spec_path / ADAPTER_CONFIG).exists():
             return load_adapter_dir(spec_path)
@@ -176,7 +215,7 @@ def load_run(spec: str | Path, results_dir: str | Path = "results") -> LoraRun:
         record = records.read_record(records.record_path(results_dir, str(spec)))
         candidates = (_adapter_dir_of_record(record, results_dir) if record
                       else [results_dir / "checkpoints" / str(spec) / "adapter"])
-    label = str((record or {}).get("run_id") or spec)
+    label = selector or str((record or {}).get("run_id") or spec)
     if record and records.method_name(record) is not None:
         require_low_rank(records.method_name(record), f"run {label!r}")
     for c in candidates:
@@ -185,4 +224,4 @@ def load_run(spec: str | Path, results_dir: str | Path = "results") -> LoraRun:
     found = "" if record else f"no run record at {records.record_path(results_dir, str(spec))}; "
     raise AnalysisError(f"no adapter for run {str(spec)!r}: {found}no adapter directory at "
                         f"{[str(c) for c in candidates]}. A RUN is a run id (with --results DIR), a record "
-                        f"path, or a directory with {ADAPTER_WEIGHTS} + {ADAPTER_CONFIG}")
+                        f"path, a directory with {ADAPTER_WEIGHTS} + {ADAPTER_CONFIG}, or key=value,... of one run")

@@ -4,8 +4,9 @@
     lora-repro analyze amplification RUN [RUN ...] [--base PATH] [--table-layer N]
     lora-repro analyze rank [--results DIR] [--tolerance 0.5]
 
-A RUN is a run id (under --results, default `results`), a run record path, or an adapter
-directory. Everything is written under --out (default `<results>/analysis`) and summarised on stdout.
+A RUN is a run id (under --results, default `results`), a run record path, an adapter directory, or
+`key=value,...` naming one finished run under --results by model, task, method, seed and r (e.g.
+`model=minilm,r=64`). Everything is written under --out (default `<results>/analysis`) and summarised on stdout.
 """
 from __future__ import annotations
 

@@ -24,11 +24,13 @@ from .table1 import write_table1
 
 __all__ = ["main", "write_tables"]
 TABLES = (1, 2, 3, 4, 5, 6)
+OUR_TABLES = ("demo",)     # not in the paper; written only when asked for (`--tables demo`, `make demo`)
 
 
-def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, numbers: Sequence[int] = TABLES,
+def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, numbers: Sequence[int | str] = TABLES,
                  err=None, skip_empty_rows: bool = False, preset_overrides: Sequence[str] = ()) -> dict[int, Path]:
-    """Write table{N}.md/.csv/.tex for each requested table; returns {N: markdown path}."""
+    """Write table{N}.md/.csv/.tex for each requested table (`<name>.md`... for OUR_TABLES); returns
+    {N: markdown path}."""
     err = err or sys.stderr
     out_dir = Path(out_dir) if out_dir else tables_dir(results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,20 +45,20 @@ def write_tables(results_dir: str | Path, out_dir: str | Path | None = None, num
             t = without_empty_rows(t)
         for w in t.warnings:
             print(f"lora-repro tables: {w}", file=err)
+        stem = f"table{n}" if isinstance(n, int) else str(n)
         for ext, text in (("md", to_markdown(t)), ("tex", to_latex(t)), ("csv", to_csv(table_rows(t)))):
-            write_text(out_dir / f"table{n}.{ext}", text)
-        written[n] = out_dir / f"table{n}.md"
+            write_text(out_dir / f"{stem}.{ext}", text)
+        written[n] = out_dir / f"{stem}.md"
     return written
 
 
-def _table_list(s: str) -> list[int]:
-    try:
-        nums = [int(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--tables must be comma-separated numbers from 1-6, got {s!r}") from None
-    bad = [n for n in nums if n not in TABLES]
+def _table_list(s: str) -> list[int | str]:
+    items = [x.strip() for x in s.split(",") if x.strip()]
+    nums = [int(x) if x.isdigit() else x for x in items]
+    bad = [n for n in nums if n not in TABLES and n not in OUR_TABLES]
     if bad:
-        raise argparse.ArgumentTypeError(f"no table {bad}; valid tables: 1, 2, 3, 4, 5, 6")
+        raise argparse.ArgumentTypeError(f"no table {', '.join(map(str, bad))} in {s!r}; valid tables: "
+                                         f"{', '.join(map(str, TABLES + OUR_TABLES))}")
     return nums
 
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lora-repro tables", description="rebuild the paper's tables 1-6 from run records")
     p.add_argument("--results", default="results", help="results directory holding runs/ and bench/ (default: results)")
     p.add_argument("--out", default=None, help="output directory (default: <results>/tables)")
-    p.add_argument("--tables", type=_table_list, default=list(TABLES), help="e.g. 2,3 (default: all)")
+    p.add_argument("--tables", type=_table_list, default=list(TABLES), help="e.g. 2,3 (default: 1-6; `demo`: the CPU demo's)")
     p.add_argument("--print", dest="show", type=_table_list, default=[], help="also print these tables' markdown")
     p.add_argument("--skip-empty-rows", action="store_true",
                    help="leave out the paper's rows that have no finished record (e.g. for the demo)")

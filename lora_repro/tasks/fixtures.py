@@ -6,7 +6,8 @@ expects: `write_fixture("glue/rte", "data/rte")` writes `train.jsonl` + one file
 The rows come from the task itself (`Task.fixture_rows(split, n, rng)`, next to its schema); this
 module seeds one rng per (seed, task, split), writes the files and is the `lora-repro fixture` CLI.
 Each family's rows are learnable and regular: GLUE's last text column holds one keyword per class,
-generation fixtures are template-made (see each task module).
+generation fixtures are template-made (see each task module). `demo/sentiment` is the one fixture built so that
+only a pretrained body scores (its eval words never occur in training; `make demo`).
 """
 from __future__ import annotations
 

@@ -108,6 +108,26 @@ def test_run_id_and_record_path_resolve_to_the_checkpoint(tmp_path):
         load_run("missing", results)
 
 
+def test_a_selector_names_one_finished_run_without_its_id(tmp_path):
+    """`make demo` compares its r=8 and r=64 LoRA runs as `model=minilm,r=8` / `model=minilm,r=64`."""
+    results = tmp_path / "results"
+    for run_id, model, r in (("id8", "minilm", 8), ("id64", "minilm", 64), ("rnd8", "minilm-random", 8)):
+        write_adapter(results / "checkpoints" / run_id / "adapter", roberta_lora(r), r=r, alpha=8)
+        records.write_record(dict(run_id=run_id, created_at=records.now_iso(), model=model, task="demo/sentiment",
+                                  method="lora", r=r, alpha=8, targets=["q", "v"], seed=1, status="finished",
+                                  metrics={"accuracy": 90.0}, main_metric="accuracy", config={}, git_sha=None,
+                                  trainable_params=1, total_params=2, peak_vram_bytes=None, tokens_per_s=1.0,
+                                  train_wall_s=1.0), results)
+    run = load_run("model=minilm,r=64", results)
+    assert run.r == 64 and run.record["run_id"] == "id64" and run.label == "model=minilm,r=64"
+    with pytest.raises(AnalysisError, match="matches 2 finished runs.*id8.*rnd8"):
+        load_run("r=8", results)
+    with pytest.raises(AnalysisError, match="matches 0 finished runs"):
+        load_run("model=minilm,r=4", results)
+    with pytest.raises(AnalysisError, match="'rank=8' is not key=value with a key of"):
+        load_run("rank=8", results)
+
+
 def test_amplification_cli_matches_a_direct_computation(tmp_path, roberta_base):
     base_dir, state = roberta_base
     runs = [write_adapter(tmp_path / f"rank{r}", roberta_lora(r, seed=r), r=r, alpha=2 * r, targets=["q", "v"],

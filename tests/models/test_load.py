@@ -67,3 +67,19 @@ def test_bad_model_configs_name_the_key():
         model_config({"name": "x", "arch_config": "roberta-huge"})
     with pytest.raises(ModelConfigError, match="not installed"):
         resolve_source("package:no_such_pkg_xyz/model")
+
+
+def test_minilm_random_is_minilm_with_random_weights():
+    """The demo's control (conf/model/minilm-random.yaml): the checkpoint's own architecture and tokenizer,
+    none of its weights, the same draw for the same seed."""
+    pretrained, tok = load_model(conf("minilm"), Cls())
+    torch.manual_seed(0)
+    random_body, tok_r = load_model(conf("minilm-random"), Cls())
+    torch.manual_seed(0)
+    again, _ = load_model(conf("minilm-random"), Cls())
+    assert tok_r.get_vocab() == tok.get_vocab()
+    a, b, c = pretrained.state_dict(), random_body.state_dict(), again.state_dict()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    emb = "bert.embeddings.word_embeddings.weight"
+    assert not torch.allclose(a[emb], b[emb]) and torch.equal(b[emb], c[emb])
+    assert sum(p.numel() for p in pretrained.parameters()) == sum(p.numel() for p in random_body.parameters())

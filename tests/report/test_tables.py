@@ -217,3 +217,28 @@ def test_tables_that_cannot_be_written_say_where_and_point_to_out(tmp_path, caps
     err = capsys.readouterr().err
     assert str(blocker / "tables") in err and "pass --out DIR" in err
     assert report.main(["--results", str(tmp_path), "--out", str(tmp_path / "elsewhere"), "--tables", "2"]) == 0
+
+
+def test_the_demo_table_puts_the_random_body_control_beside_the_methods(tmp_path, capsys):
+    """`make demo`'s table (`lora-repro tables --tables demo`): a row per (model, method options) of the demo
+    task, the held-out words beside the training words; no paper rows, no other task."""
+    def demo(run_id, model, method, heldout, seen, **kw):
+        return make_record(run_id, model=model, task="demo/sentiment", method=method,
+                           metrics={"accuracy": heldout, "seen/accuracy": seen}, **kw)
+    write(tmp_path, [demo("a", "minilm", "ft", 99.0, 100.0, r=None, params=22_713_216),
+                     demo("b", "minilm", "lora", 97.0, 99.0, params=73_728),
+                     demo("c", "minilm-random", "ft", 51.0, 95.0, r=None, params=22_713_216),
+                     make_record("d", task="glue/rte")])
+    assert report.main(["--results", str(tmp_path), "--tables", "demo", "--print", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "tables" / "demo.md").exists() and (tmp_path / "tables" / "demo.csv").exists()
+    assert "## Table 'demo' (not in the paper)" in out
+    lines = [line for line in out.splitlines() if line.startswith("| minilm")]
+    assert lines == ["| minilm | ft | 22.71M / — | 99.0 (n=1) | 100.0 (n=1) |",
+                     "| minilm | lora (r=8 alpha=8 targets=q,v) | 73,728 / — | 97.0 (n=1) | 99.0 (n=1) |",
+                     "| minilm-random | ft | 22.71M / — | 51.0 (n=1) | 95.0 (n=1) |"]
+
+
+def test_the_tables_option_names_the_valid_tables():
+    with pytest.raises(SystemExit):
+        report.main(["--tables", "2,dmeo"])
