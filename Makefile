@@ -107,7 +107,7 @@ demo: ## the offline CPU demo (~5 min): MiniLM vs a random body, every method fa
 	$(TRAIN) -m +experiment=minilm_demo_ranks $(LAUNCH_OVERRIDE) $(ARGS)
 	$(PY) -m lora_repro.cli tables --results $(DEMO_RESULTS) --tables demo --print demo
 	$(PY) -m lora_repro.cli plots --results $(DEMO_RESULTS)
-	$(PY) -m lora_repro.cli analyze subspace model=minilm,r=8 model=minilm,r=64 --results $(DEMO_RESULTS) \
+	$(PY) -m lora_repro.cli analyze subspace model=minilm,method=lora,r=8 model=minilm,method=lora,r=64 --results $(DEMO_RESULTS) \
 	  --targets q --random-baseline --out $(DEMO_RESULTS)/figures
 
 # The pipeline check (tiny random RoBERTa, 8 GLUE fixtures, both Table 2 stages): it exercises every path of a

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lora-repro tables", description="rebuild the paper's tables 1-6 from run records")
     p.add_argument("--results", default="results", help="results directory holding runs/ and bench/ (default: results)")
     p.add_argument("--out", default=None, help="output directory (default: <results>/tables)")
-    p.add_argument("--tables", type=_table_list, default=list(TABLES), help="e.g. 2,3 (default: 1-6; `demo`: the CPU demo's)")
+    p.add_argument("--tables", type=_table_list, default=list(TABLES),
+                   help="e.g. 2,3 (default: 1-6; `demo`: the CPU demo's)")
     p.add_argument("--print", dest="show", type=_table_list, default=[], help="also print these tables' markdown")
     p.add_argument("--skip-empty-rows", action="store_true",
                    help="leave out the paper's rows that have no finished record (e.g. for the demo)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import statistics
 import sys
 from collections.abc import Iterable, Mapping
@@ -189,7 +190,8 @@ def build_table(spec: TableSpec, recs: Iterable[Mapping], preset_cells=None) -> 
     for d in not_counted:
         warnings.append(f"table {spec.number} {d['model']} {d['row']} {d['column']}: not counted {d['run_id']} "
                         f"(seed {d['seed']}): not the preset cell {d['preset']}; differs in {'; '.join(d['differs'])}")
-    return BuiltTable(spec, built + sorted(extra.values(), key=lambda b: (b.model, b.label)), warnings, not_counted)
+    return BuiltTable(spec, built + sorted(extra.values(), key=lambda b: (b.model, _natural(b.label))), warnings,
+                      not_counted)
 
 
 def preset_table(spec: TableSpec, recs: Iterable[Mapping], cache_dir: str | Path | None = None,
@@ -202,6 +204,11 @@ def preset_table(spec: TableSpec, recs: Iterable[Mapping], cache_dir: str | Path
                                         for r in recs)
     cells = cell_ids.preset_cells(spec.presets, config_dir, cache_dir, overrides) if needed else None
     return build_table(spec, recs, cells)
+
+
+def _natural(label: str) -> list:
+    """Sort key that orders numbers by value: `lora (r=8 ...)` before `lora (r=64 ...)`."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", label)]
 
 
 def without_empty_rows(t: BuiltTable) -> BuiltTable:

@@ -109,7 +109,7 @@ def chance_level(task: str, metric: str | None) -> float | None:
         return 0.0
     if metric != "accuracy":
         return None
-    from ..tasks import TASKS   # torch-free: the task classes only
+    from ..tasks import TASKS  # torch-free: the task classes only
     cls = TASKS.get(task)
     if cls is None or cls.kind != "classification" or not cls.label_names:
         return None
@@ -152,8 +152,9 @@ def write_figures(results_dir: str | Path, out_dir: str | Path | None = None, re
         if max(len(by_x) for by_x in series.values()) < 2:
             continue
         written.append(_line_figure(
-            series, out_dir / f"rank_{_slug(model)}_{_slug(task)}.png", xlabel="LoRA rank r (log scale)",
-            metric=metrics[(model, task)], task=task, title=f"Rank sweep: {model} on {task}", rank=True))
+            series, out_dir / f"rank_{_slug(model)}_{_slug(task)}.png",
+            xlabel="r: LoRA rank, adapter bottleneck (log scale)", metric=metrics[(model, task)], task=task,
+            title=f"Rank sweep: {model} on {task}", rank=True))
     for (model, task), series in sorted(_runs_by_x(recs, rank=False).items()):
         written.append(_line_figure(
             series, out_dir / f"budget_{_slug(model)}_{_slug(task)}.png",
