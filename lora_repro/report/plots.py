@@ -9,8 +9,8 @@ glance:
 - a line joins the median over seeds of each point, and every run is drawn too (small dots), so a rank plot
   shows every rank run and a reader sees the spread;
 - each series has its own hollow marker shape, so identical points of two series stay visible;
-- the y axis names the metric (and the task), and a dotted line marks chance where one applies (accuracy:
-  100 / number of classes; Matthews, Pearson, Spearman: 0);
+- the y axis names the metric (and the task); a dotted line marks chance where one applies (accuracy:
+  100 / number of classes; Matthews, Pearson, Spearman: 0), and then the axis spans at least `MIN_Y_SPAN` points;
 - a rank figure is drawn only when some series has two ranks or more (one point says nothing about rank).
 Written to ``<results>/figures/{rank,budget}_<model>_<task>.png``.
 """
@@ -31,6 +31,7 @@ from .build import load_finished
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 ZERO_CHANCE = ("matthews", "pearson", "spearman")
+MIN_Y_SPAN = 10.0   # metric points (the paper's x100 scale): the least the y axis shows
 
 
 def _slug(s: str) -> str:
@@ -181,6 +182,10 @@ def _line_figure(series: Mapping[str, Mapping[float, list[float]]], path: Path, 
     chance = chance_level(task, metric)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance ({chance:g})")
+    lo, hi = ax.get_ylim()
+    if chance is not None and hi - lo < MIN_Y_SPAN:   # a few tenths of a point must not fill the axis
+        pad = (MIN_Y_SPAN - (hi - lo)) / 2
+        ax.set_ylim(lo - pad, hi + pad)
     if rank:
         ranks = sorted({x for by_x in series.values() for x in by_x})
         ax.set_xscale("log", base=2)
