@@ -8,6 +8,7 @@
 | e2e         | generation     | test                                       | BLEU          |
 | wikisql     | generation     | validation                                 | lf_accuracy   |
 | samsum      | generation     | test                                       | rouge1        |
+| demo/sentiment | classification | heldout, seen (fixture only: `make demo`) | accuracy      |
 
 | name        | hub (config / revision)                      |
 |-------------|----------------------------------------------|
