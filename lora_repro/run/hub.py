@@ -63,7 +63,7 @@ def needs(config: Mapping) -> list[HubNeed]:
         out.append(HubNeed("tokenizer", tokenizer))
     task = config.get("task") or {}
     cls = TASKS.get(task.get("name"))
-    if cls is not None and task.get("data_dir") is None:
+    if cls is not None and cls.hub_path and task.get("data_dir") is None:   # no hub_path: a fixture-only task
         out.append(HubNeed("dataset", cls.hub_path, cls.hub_name, cls.hub_revision))
     return out
 

