@@ -55,12 +55,12 @@ PRESETS_68F5B40 = {
     # issue 11A moved it (adapter_h/adapter_p defaults; then (48, "10c2026584a41950", "4c7173e02c13ecfb")); issue 13
     # on purpose: the tiny pipeline check's results_dir is results/demo-tiny (results/demo is the MiniLM demo's), and
     # its fixture data_dir follows it
-    "demo": (48, "PIN", "PIN"),
+    "demo": (48, "f84c5ae306f4447f", "5ea4eb72ddbf8626"),
 }
 # Presets added after 68f5b40, pinned from their introduction (issue 13: the MiniLM demo, `make demo`).
 PRESETS_ADDED = {
-    "minilm_demo": (8, "PIN", "PIN"),
-    "minilm_demo_ranks": (5, "PIN", "PIN"),
+    "minilm_demo": (8, "3bcbb8bcbacf37fd", "4c190d31e011aa92"),
+    "minilm_demo_ranks": (5, "a79aa71376de1b39", "dc8fe3afe86f9ec2"),
 }
 
 
