@@ -131,8 +131,9 @@ def marker_of(series: Iterable[str]) -> dict[str, str]:
 
 
 def ylabel(metric: str, task: str, seeds: int) -> str:
-    """The y axis: the metric by name, the task, and what a point is when there are several seeds."""
-    return f"{metric} on {task}" + (" (median over seeds; dots: runs)" if seeds > 1 else "")
+    """The y axis: the metric by name, the task, and what a point is when there are several seeds (on a second
+    line: one line of it ran off a 6x4 figure's edge)."""
+    return f"{metric} on {task}" + ("\n(median over seeds; dots: runs)" if seeds > 1 else "")
 
 
 def _figure():
