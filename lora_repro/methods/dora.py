@@ -99,7 +99,7 @@ class DoRA(LoRA):
     defaults = dict(LoRA.defaults)
 
     # the Sec 7 analyses read ΔW = s B A; DoRA's update also rescales W0, so it declares no low-rank factors
-    low_rank_factors = Method.low_rank_factors
+    low_rank_factors = Method.__dict__["low_rank_factors"]
 
     def make_layer(self, base: nn.Module, slices: dict[str, slice], r: dict[str, int], cfg: dict) -> LoRALayer:
         return DoRALayer(base, slices, r, cfg["alpha"], cfg["dropout"])

@@ -200,6 +200,7 @@ class MoRA(Method):
         sites, total = get_arch(model).sites, 0
         for block in blocks(model):
             for t in cfg["targets"]:
-                d_in, d_out = _d_in_out(block.get_submodule(sites[t].path))
+                module = block.get_submodule(sites[t].path)
+                d_in, d_out = _d_in_out(module.base_layer if isinstance(module, MoRALayer) else module)
                 total += mora_rank(d_in, d_out // (sites[t].chunk or (0, 1))[1], cfg["r"], cfg["kind"]) ** 2
         return total
