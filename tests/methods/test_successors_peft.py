@@ -71,7 +71,8 @@ def test_outputs_and_gradients_equal_peft(tmp_path, method, model_type, options)
         torch.testing.assert_close(g_ours[n], g_theirs[_peft_name(n)], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("options", [dict(r=4, alpha=8, targets=["q", "v"]), dict(r=2, alpha=4, targets=["q", "k", "o"])])
+@pytest.mark.parametrize("options", [dict(r=4, alpha=8, targets=["q", "v"]),
+                                     dict(r=2, alpha=4, targets=["q", "k", "o"])])
 def test_gpt2_fused_slices_export_to_peft(tmp_path, options):
     """GPT-2's c_attn: per-slice DoRA / rsLoRA written as PEFT's one module, same outputs."""
     for method in ("dora", "rslora"):
