@@ -15,6 +15,7 @@ The fp32 statistics are stored as their int32 bit patterns, so that `model.to(to
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ def nf4_levels(device=None) -> torch.Tensor:
     return torch.tensor(NF4_LEVELS, dtype=torch.float32, device=device)
 
 
+@functools.cache
 def dynamic_map(max_exponent_bits: int = 7, total_bits: int = 8) -> torch.Tensor:
     """bitsandbytes' signed dynamic 8-bit map (`create_dynamic_map(signed=True)`): a sign, an exponent of up to 7
     bits given in unary and a linear fraction in the remaining bits; 256 sorted values in [-1, 1] with 0 and 1."""
@@ -39,14 +41,14 @@ def dynamic_map(max_exponent_bits: int = 7, total_bits: int = 8) -> torch.Tensor
     non_sign_bits = total_bits - 1
     for i in range(max_exponent_bits):
         fraction_items = int(2 ** (i + non_sign_bits - max_exponent_bits) + 1)
-        boundaries = torch.linspace(0.1, 1, fraction_items, dtype=torch.float32)
+        boundaries = torch.linspace(0.1, 1, fraction_items, dtype=torch.float32, device="cpu")
         means = (boundaries[:-1] + boundaries[1:]) / 2.0
         data += ((10 ** (-(max_exponent_bits - 1) + i)) * means).tolist()
         data += (-(10 ** (-(max_exponent_bits - 1) + i)) * means).tolist()
     data += [0.0, 1.0]
     data += [0.0] * (2 ** total_bits - len(data))
     data.sort()
-    return torch.tensor(data, dtype=torch.float32)
+    return torch.tensor(data, dtype=torch.float32, device="cpu")
 
 
 def _nearest(values: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -134,6 +136,8 @@ def block_maxima(q: NF4Weight) -> torch.Tensor:
 
 def dequantize_nf4(q: NF4Weight, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The weight the quantized codes stand for: level[code] * block max, in `dtype`."""
+    if q.packed.is_meta:
+        return torch.empty(q.shape, dtype=dtype, device="meta")
     n = 1
     for s in q.shape:
         n *= s
