@@ -12,7 +12,8 @@ from tests.helpers import REPO, compose_cfg
 
 
 def sweep_list(preset: str, key: str) -> list[str]:
-    params = yaml.safe_load(Path(REPO / "conf" / "experiment" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]["params"]
+    preset_yaml = yaml.safe_load(Path(REPO / "conf" / "experiment" / f"{preset}.yaml").read_text())
+    params = preset_yaml["hydra"]["sweeper"]["params"]
     return [c.strip() for c in params[key].split(",")]
 
 
