@@ -53,6 +53,8 @@ PRESETS_68F5B40 = {
     "table5": (42, "a2da17d83fd307ec", "d7307a084f5f7cb6"),
     "table6": (90, "7b406e75e60fe5f4", "418a9a0fa1f7c990"),
     "demo": (48, "10c2026584a41950", "4c7173e02c13ecfb"),  # issue 11A: adapter_h/adapter_p defaults
+    # added with LoRA's successors (issue 14); its LoRA cells are Table 2's / Table 3's runs
+    "successors": (315, "27826a345cd7e352", "4dc7e2c5da66d4f9"),
 }
 
 
