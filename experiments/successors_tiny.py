@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for method in SUCCESSORS:
                 options = [f"method.r={s['r']}", "method.targets=[q,v]"]
-                if method != "mora":   # MoRA has no scale: r̂ follows from r
+                if method == "mora":   # MoRA has no scale (r̂ follows from r); the preset's operator
+                    options.append("method.kind=rotation")
+                else:
                     options.append(f"method.alpha={s['alpha']}")
                 app([f"model={s['model']}", f"task={s['task']}", f"method={method}", "trainer=tiny", f"seed={seed}",
                      f"task.data_dir={data}", f"results_dir={args.results}", "logger=none", "progress_bar=false",
