@@ -41,18 +41,17 @@ class NF4Linear(nn.Module):
         if backend == "bitsandbytes":
             from .nf4 import nf4_bitsandbytes
             self.packed, self.quant_state = nf4_bitsandbytes(w, block_size, double_quant)
-            self._q = None
         else:
-            self._q = quantize_nf4(w, block_size, double_quant)
-            for name, t in self._q.tensors().items():
+            q = quantize_nf4(w, block_size, double_quant)
+            self._nf4_names, self._nf4_shape = tuple(q.tensors()), q.shape   # the tensors live in buffers only
+            for name, t in q.tensors().items():
                 self.register_buffer(f"nf4_{name}", t)
 
     def quantized(self) -> NF4Weight:
         """The stored NF4 weight (buffers re-read: `.to(device)` moves them)."""
-        q = self._q
-        fields = {name: getattr(self, f"nf4_{name}") for name in q.tensors()}
+        fields = {name: getattr(self, f"nf4_{name}") for name in self._nf4_names}
         return NF4Weight(fields["packed"], fields["absmax"], fields.get("absmax2"), fields.get("offset"),
-                         q.shape, q.block_size)
+                         self._nf4_shape, self.block_size)
 
     @property
     def weight(self) -> torch.Tensor:

@@ -144,9 +144,8 @@ def test_reference_dequantizes_as_bitsandbytes(dtype, double_quant):
     assert theirs.shape == ours.shape and theirs.dtype == dtype
     # codes may differ only where a value sits on a midpoint up to rounding of x * (1/absmax)
     assert (ours != theirs).float().mean() < 1e-4
-    q, state = nf4_bitsandbytes(w, 64, double_quant)
-    assert torch.equal(quantize_nf4(w, 64, double_quant).packed.cpu().float().mean().round(),
-                       q.reshape(-1).cpu().float().mean().round())
+    packed, _ = nf4_bitsandbytes(w, 64, double_quant)      # the same codes, packed the same way
+    assert (quantize_nf4(w, 64, double_quant).packed == packed.reshape(-1)).float().mean() > 1 - 1e-4
 
 
 @pytest.mark.skipif(not bitsandbytes_available(), reason="needs bitsandbytes and a CUDA device")
