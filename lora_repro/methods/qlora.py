@@ -117,8 +117,9 @@ class QLoRA(LoRA):
 
     def apply(self, model: nn.Module, cfg: dict) -> None:
         backend = cfg["backend"]
+        meta = next(model.parameters()).is_meta    # counting on the meta device: the reference needs no kernels
         if backend == "auto":
-            backend = "bitsandbytes" if bitsandbytes_available() else "torch"
+            backend = "bitsandbytes" if bitsandbytes_available() and not meta else "torch"
         sites = get_arch(model).sites
         for block in blocks(model):
             for path in dict.fromkeys(s.path for s in sites.values()):

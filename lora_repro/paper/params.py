@@ -67,7 +67,16 @@ def table(table: int) -> list[dict]:
 
 
 SUCCESSOR_HEADER = ["model", "method", "setting", "trainable_params", "vs_lora", "trainable_params_with_head",
-                    "formula_params"]
+                    "formula_params", "frozen_bits_per_weight"]
+
+
+def frozen_bits(model_name: str, method: dict) -> float | None:
+    """Storage of the frozen block projections per weight where the method quantizes them (QLoRA), else None."""
+    from ..methods.qlora import frozen_weight_bits, nf4_layers
+    model = copy.deepcopy(_template(MODEL_CONFIGS[model_name]))
+    with torch.device("meta"):
+        apply_method(model, method)
+    return frozen_weight_bits(model) if nf4_layers(model) else None
 
 
 def successors() -> list[dict]:
@@ -78,9 +87,11 @@ def successors() -> list[dict]:
         lora = count_row(paper_name[model], methods["lora"])[0]
         for name, method in methods.items():
             count, with_head, formula = count_row(paper_name[model], method)
+            bits = frozen_bits(paper_name[model], method) if name == "qlora" else None
             out.append({"model": model, "method": LABELS[name], "setting": setting(method), "trainable_params": count,
                         "vs_lora": f"{count / lora:.3f}", "trainable_params_with_head": with_head,
-                        "formula_params": "" if formula is None else formula})
+                        "formula_params": "" if formula is None else formula,
+                        "frozen_bits_per_weight": "" if bits is None else f"{bits:.3f}"})
     return out
 
 

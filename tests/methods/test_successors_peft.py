@@ -59,6 +59,7 @@ def _pair(model_type, method, tmp_path, **options):
     ("dora", "bert", dict(r=2, alpha=16, targets=["q", "k", "v", "o", "ffn_in", "ffn_out"])),
     ("rslora", "roberta", dict(r=4, alpha=8, targets=["q", "v"])),
     ("rslora", "deberta-v2", dict(r=4, alpha=8, targets=["q", "v", "o"])),
+    ("pissa", "roberta", dict(r=4, alpha=8, targets=["q", "v"])),      # PEFT recomputes the residual on load
 ])
 def test_outputs_and_gradients_equal_peft(tmp_path, method, model_type, options):
     ours, theirs = _pair(model_type, method, tmp_path, **options)
