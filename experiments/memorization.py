@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     setting = {k: v for k, v in vars(args).items() if k != "out"}
     (args.out / "memorization.json").write_text(json.dumps({"setting": setting, "results": results}, indent=1))
-    title = (f"UUID memorization: {args.pairs} pairs, GPT-2 d={args.d} x {args.layers} (random, frozen), "
-             f"LoRA r={args.r} vs MoRA at equal budget")
+    title = (f"UUID memorization: {args.pairs} pairs, GPT-2 d={args.d} x {args.layers} (random, frozen),\n"
+             f"LoRA r={args.r} vs MoRA at equal budget, every projection")
     print(figure(results, args.out / "memorization.png", title))
     return 0
 
