@@ -10,6 +10,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "params": ("lora_repro.paper.params", "trainable-parameter counts of the paper's tables 2, 3, 4"),
     "train": ("lora_repro.app", "train one run: Hydra overrides, e.g. model=roberta-base task=glue/rte method=lora"),
     "tables": ("lora_repro.report", "rebuild the paper's Tables 1-6 (md/csv/tex) from results/runs and results/bench"),
+    "successors": ("lora_repro.report.successors",
+                   "LoRA's successors beside LoRA at its budget (GLUE, E2E tables) from results/runs"),
     "plots": ("lora_repro.report.plots", "rank-sweep and parameter-budget figures from results/runs"),
     "plan": ("lora_repro.sweeps.plan", "a preset's runs, how many are finished or failed, estimated GPU-hours"),
     "bench": ("lora_repro.bench.cli",

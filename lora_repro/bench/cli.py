@@ -11,7 +11,15 @@ import torch
 
 from ..report.table1 import write_table1
 from ..train.precision import PRECISIONS, resolve_precision
-from .latency import LATENCY_METHODS, PAPER_SHAPES, TINY_SHAPES, LatencySetting, measure_latency, runnable
+from .latency import (
+    LATENCY_METHODS,
+    PAPER_SHAPES,
+    SUCCESSOR_LATENCY,
+    TINY_SHAPES,
+    LatencySetting,
+    measure_latency,
+    runnable,
+)
 from .methods import TRAIN_METHODS, available, parse_method
 from .models import MODELS, PRESETS, TINY_SHAPE
 from .report import append_jsonl, environment, new_run_id, write_summary
@@ -107,9 +115,9 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
 def _latency(args) -> int:
     device = _device(args.device)
     shapes = args.shape or (TINY_SHAPES if args.tiny else PAPER_SHAPES)
-    bad = [m for m in (args.methods or []) if m not in LATENCY_METHODS]
+    bad = [m for m in (args.methods or []) if m not in LATENCY_METHODS and m not in SUCCESSOR_LATENCY]
     if bad:
-        raise SystemExit(f"unknown latency method(s) {bad}; valid: {', '.join(LATENCY_METHODS)}")
+        raise SystemExit(f"unknown latency method(s) {bad}; valid: {', '.join(LATENCY_METHODS + SUCCESSOR_LATENCY)}")
     methods = runnable(args.methods or LATENCY_METHODS)
     skipped = sorted(set(args.methods or LATENCY_METHODS) - set(methods))
     if skipped:

@@ -26,6 +26,9 @@ from .models import build_model, meta_model
 PAPER_SHAPES = ((32, 512, 500_000), (16, 256, 11_000_000), (1, 128, 11_000_000))
 TINY_SHAPES = ((4, 64, 2_000), (2, 32, 8_000), (1, 16, 8_000))
 LATENCY_METHODS = ("ft", "lora", "lora_unmerged", "adapter_l", "adapter_h")
+# LoRA's successors, merged where they can merge (QLoRA cannot: 4-bit weights) and unmerged: `--methods` rows
+SUCCESSOR_LATENCY = ("qlora_unmerged", "mora", "mora_unmerged", "dora", "dora_unmerged", "rslora", "rslora_unmerged",
+                     "pissa", "pissa_unmerged", "loraplus", "loraplus_unmerged")
 ADAPTERS = ("adapter_l", "adapter_h")  # rows sized by |Θ| (bottleneck r), not by the method's options
 UNMERGED = "_unmerged"
 

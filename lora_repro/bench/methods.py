@@ -22,6 +22,11 @@ PAPER_OPTIONS = {"lora": {"gpt2": {"targets": ["q", "v"], "r": 4, "alpha": 32},
                           "roberta": {"targets": ["q", "v"], "r": 8, "alpha": 16},
                           "deberta-v2": {"targets": ["q", "v"], "r": 8, "alpha": 8},
                           None: {"targets": ["q", "v"]}}}
+# LoRA's successors are benchmarked at LoRA's setting (MoRA: the same budget; it has no alpha)
+for _name in ("qlora", "dora", "rslora", "pissa", "loraplus"):
+    PAPER_OPTIONS[_name] = PAPER_OPTIONS["lora"]
+PAPER_OPTIONS["mora"] = {family: {k: v for k, v in o.items() if k != "alpha"} | {"kind": "rotation"}
+                         for family, o in PAPER_OPTIONS["lora"].items()}
 TRAIN_METHODS = ("ft", "lora", "adapter_h", "adapter_l", "prefix_layer", PEFT_LORA)  # the default rows
 
 

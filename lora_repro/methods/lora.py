@@ -33,9 +33,12 @@ WRAPPABLE = (nn.Linear, Conv1D)
 _FACTOR_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])\.(?P<target>[^.]+)$")  # the naming contract
 
 
-def lora_scale(alpha: float, r: int) -> float:
-    """loralib's scale of the update: h = W x + (alpha / r) B A x. The one place that says so."""
-    return alpha / r
+def lora_scale(alpha: float, r: int, rank_stabilized: bool = False) -> float:
+    """loralib's scale of the update: h = W x + (alpha / r) B A x. The one place that says so.
+
+    rsLoRA (Kalajdzievski 2023) scales by alpha / sqrt(r) instead, so that the update's size does not shrink
+    as the rank grows."""
+    return alpha / math.sqrt(r) if rank_stabilized else alpha / r
 
 
 class LoRALayer(nn.Module):
@@ -46,10 +49,11 @@ class LoRALayer(nn.Module):
     """
 
     def __init__(self, base_layer: nn.Module, slices: dict[str, slice], r: dict[str, int], alpha: float,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, rank_stabilized: bool = False):
         super().__init__()
-        if not isinstance(base_layer, WRAPPABLE):
-            raise TypeError(f"LoRALayer wraps nn.Linear or Conv1D, got {type(base_layer).__name__}")
+        if not (isinstance(base_layer, WRAPPABLE) or getattr(base_layer, "frozen_quantized", False)):
+            raise TypeError(f"LoRALayer wraps nn.Linear, Conv1D or a frozen quantized linear, "
+                            f"got {type(base_layer).__name__}")
         self.base_layer = base_layer
         self.fan_in_fan_out = isinstance(base_layer, Conv1D)  # Conv1D stores its weight as [in, out]
         w = base_layer.weight
@@ -57,7 +61,8 @@ class LoRALayer(nn.Module):
         self.slices = dict(slices)
         self.r = {t: int(r[t]) for t in self.slices}
         self.alpha = alpha
-        self.scaling = {t: lora_scale(alpha, self.r[t]) for t in self.slices}
+        self.rank_stabilized = rank_stabilized
+        self.scaling = {t: lora_scale(alpha, self.r[t], rank_stabilized) for t in self.slices}
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = nn.ParameterDict({t: nn.Parameter(w.new_empty(self.r[t], d_in)) for t in self.slices})
         self.lora_B = nn.ParameterDict(
@@ -102,6 +107,8 @@ class LoRALayer(nn.Module):
 
     @torch.no_grad()
     def _add_to_base(self, sign: float) -> None:
+        if not isinstance(self.base_layer, WRAPPABLE):
+            raise RuntimeError(f"cannot merge into a {type(self.base_layer).__name__}: its weights are quantized")
         w = self.base_layer.weight
         for t, sl in self.slices.items():
             delta = self.delta_weight(t).to(w.dtype) * sign
@@ -242,8 +249,17 @@ class LoRA(Method):
             if (layer, target) in factors:
                 raise AdapterLoadError(f"two modules adapt layer {layer} target {target!r}: "
                                        f"{factors[layer, target].module} and {module}")
-            factors[layer, target] = LowRankFactor(module, A, B, lora_scale(alpha, A.shape[0]))
+            factors[layer, target] = LowRankFactor(module, A, B, cls.factor_scale(alpha, A.shape[0]))
         return factors
+
+    @classmethod
+    def factor_scale(cls, alpha: float, r: int) -> float:
+        """The scale of B A in this method's layers (rsLoRA overrides it)."""
+        return lora_scale(alpha, r)
+
+    def make_layer(self, base: nn.Module, slices: dict[str, slice], r: dict[str, int], cfg: dict) -> LoRALayer:
+        """The wrapper of one projection; LoRA's successors (rsLoRA, PiSSA, DoRA, QLoRA) override this one hook."""
+        return LoRALayer(base, slices, r, cfg["alpha"], cfg["dropout"])
 
     @classmethod
     def check_adapter_config(cls, model: nn.Module, config: dict, source: str = "adapter") -> None:
@@ -262,37 +278,39 @@ class LoRA(Method):
         targets = cfg["targets"]
         problems = []
         if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
-            problems.append(f"lora: targets={targets!r} must be a non-empty list; valid targets: {', '.join(valid)}")
+            problems.append(f"{self.name}: targets={targets!r} must be a non-empty list; valid targets: "
+                            f"{', '.join(valid)}")
             targets = []
         for t in targets:
             if t not in valid:
-                problems.append(f"lora: target {t!r} is not in model_type {model_type!r}; "
+                problems.append(f"{self.name}: target {t!r} is not in model_type {model_type!r}; "
                                 f"valid targets: {', '.join(valid)}")
         if len(set(targets)) != len(targets):
-            problems.append(f"lora: targets={list(targets)!r} lists a target twice")
+            problems.append(f"{self.name}: targets={list(targets)!r} lists a target twice")
         r = cfg["r"]
         if isinstance(r, Mapping):
             if set(r) != set(targets):
-                problems.append(f"lora: r={dict(r)!r} must give a rank for exactly the targets {list(targets)!r}")
+                problems.append(f"{self.name}: r={dict(r)!r} must give a rank for exactly the targets "
+                                f"{list(targets)!r}")
             bad = {t: v for t, v in r.items() if not (_is_int(v) and v > 0)}
             if bad:
-                problems.append(f"lora: r={bad!r} must be integers > 0")
+                problems.append(f"{self.name}: r={bad!r} must be integers > 0")
         elif not (_is_int(r) and r > 0):
-            problems.append(f"lora: r={r!r} must be an integer > 0 (or a mapping target -> integer)")
+            problems.append(f"{self.name}: r={r!r} must be an integer > 0 (or a mapping target -> integer)")
         if not (_is_real(cfg["alpha"]) and cfg["alpha"] > 0):
-            problems.append(f"lora: alpha={cfg['alpha']!r} must be a number > 0 (the scale is alpha/r)")
+            problems.append(f"{self.name}: alpha={cfg['alpha']!r} must be a number > 0 (the scale is alpha/r)")
         if not (_is_real(cfg["dropout"]) and 0 <= cfg["dropout"] < 1):
-            problems.append(f"lora: dropout={cfg['dropout']!r} must be a number in [0, 1)")
+            problems.append(f"{self.name}: dropout={cfg['dropout']!r} must be a number in [0, 1)")
         if cfg.get("init_a", "kaiming") not in ("kaiming", "normal"):
-            problems.append(f"lora: init_a={cfg['init_a']!r} is not supported; valid: ['kaiming', 'normal']")
+            problems.append(f"{self.name}: init_a={cfg['init_a']!r} is not supported; valid: ['kaiming', 'normal']")
         if lora_layers(model):
-            problems.append("lora: the model already has LoRA layers; start from a fresh model")
+            problems.append(f"{self.name}: the model already has LoRA layers; start from a fresh model")
         sites = get_arch(model).sites
         for t in (t for t in dict.fromkeys(targets) if t in valid):
             for block in blocks(model):
                 module = block.get_submodule(sites[t].path)
                 if not isinstance(module, WRAPPABLE):
-                    problems.append(f"lora: target {t!r} is a {type(module).__name__} at {sites[t].path!r}; "
+                    problems.append(f"{self.name}: target {t!r} is a {type(module).__name__} at {sites[t].path!r}; "
                                     "LoRA wraps nn.Linear or Conv1D only")
                     break
         if problems:
@@ -314,7 +332,7 @@ class LoRA(Method):
                     i, n = sites[t].chunk or (0, 1)
                     slices[t] = slice(i * d_out // n, (i + 1) * d_out // n)
                 parent, _, child = path.rpartition(".")
-                layer = LoRALayer(base, slices, r, cfg["alpha"], cfg["dropout"])
+                layer = self.make_layer(base, slices, r, cfg)
                 if cfg.get("init_a", "kaiming") == "normal":
                     with torch.no_grad():
                         for a in layer.lora_A.values():

@@ -21,6 +21,7 @@ string is matched with re.fullmatch) -- a plain suffix like "output.dense" would
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def peft_factors(layer: LoRALayer) -> tuple[torch.Tensor, torch.Tensor, int, flo
     names = list(layer.slices)
     rank = sum(layer.r[t] for t in names)
     d_out = layer.base_layer.weight.shape[1 if layer.fan_in_fan_out else 0]
-    scale = layer.alpha * len(names) / rank        # == alpha / r when every slice has rank r
+    # == alpha / r (rsLoRA: alpha / sqrt(r)) when every slice has rank r
+    scale = layer.alpha / math.sqrt(rank / len(names)) if layer.rank_stabilized else layer.alpha * len(names) / rank
     a = torch.cat([layer.lora_A[t].detach() for t in names])
     b = a.new_zeros(d_out, rank)
     col = 0
@@ -49,7 +51,8 @@ def peft_factors(layer: LoRALayer) -> tuple[torch.Tensor, torch.Tensor, int, flo
         sl, r = layer.slices[t], layer.r[t]
         b[sl, col:col + r] = layer.lora_B[t].detach() * (layer.scaling[t] / scale)
         col += r
-    return a, b, rank, scale * rank
+    # PEFT scales by lora_alpha / rank (use_rslora: lora_alpha / sqrt(rank))
+    return a, b, rank, scale * (math.sqrt(rank) if layer.rank_stabilized else rank)
 
 
 def _site_regex(model: nn.Module, layer_name: str) -> str:
@@ -71,12 +74,16 @@ def _task_type(model: nn.Module) -> str | None:
     return None
 
 
-def export_to_peft(model: nn.Module, directory: str | Path, base_model_name_or_path: str) -> Path:
-    """Write `adapter_config.json` + `adapter_model.safetensors` in PEFT's LoRA format into `directory`."""
+def export_to_peft(model: nn.Module, directory: str | Path, base_model_name_or_path: str, **config) -> Path:
+    """Write `adapter_config.json` + `adapter_model.safetensors` in PEFT's LoRA format into `directory`.
+
+    `config` overrides keys of PEFT's LoraConfig for LoRA's successors (`use_dora`, `init_lora_weights`); a
+    layer's extra tensors (DoRA's magnitude) come from its `peft_extra_tensors`."""
     layers = lora_layers(model)
     if not layers:
         raise ValueError("export_to_peft: the model has no LoRA layers; apply_method(model, {'name': 'lora'}) first")
-    lora_keys = {f"{name}.{kind}.{t}" for name, layer in layers for kind in ("lora_A", "lora_B") for t in layer.slices}
+    lora_keys = {n for name, layer in layers for n, p in layer.named_parameters(prefix=name)
+                 if ".base_layer." not in n}
     other = [n for n, p in model.named_parameters()
              if p.requires_grad and n not in lora_keys and not is_head_param(model, n)]
     if other:
@@ -89,6 +96,8 @@ def export_to_peft(model: nn.Module, directory: str | Path, base_model_name_or_p
         a, b, rank, lora_alpha = peft_factors(layer)
         tensors[f"{PREFIX}{name}.lora_A.weight"] = a.contiguous()
         tensors[f"{PREFIX}{name}.lora_B.weight"] = b.contiguous()
+        for key, value in getattr(layer, "peft_extra_tensors", dict)().items():
+            tensors[f"{PREFIX}{name}.{key}"] = value.detach().contiguous()
         pattern = _site_regex(model, name)
         if patterns.setdefault(pattern, (rank, lora_alpha)) != (rank, lora_alpha):
             raise ValueError(f"export_to_peft: modules matching {pattern!r} have different ranks or scales")
@@ -114,9 +123,10 @@ def export_to_peft(model: nn.Module, directory: str | Path, base_model_name_or_p
         "bias": "none",
         "modules_to_save": heads or None,
         "init_lora_weights": True,
-        "use_rslora": False,
+        "use_rslora": any(layer.rank_stabilized for _, layer in layers),
         "use_dora": False,
         "inference_mode": True,
+        **config,
     }
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

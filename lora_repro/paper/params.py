@@ -66,14 +66,48 @@ def table(table: int) -> list[dict]:
     return out
 
 
+SUCCESSOR_HEADER = ["model", "method", "setting", "trainable_params", "vs_lora", "trainable_params_with_head",
+                    "formula_params", "frozen_bits_per_weight"]
+
+
+def frozen_bits(model_name: str, method: dict) -> float | None:
+    """Storage of the frozen block projections per weight where the method quantizes them (QLoRA), else None."""
+    from ..methods.qlora import frozen_weight_bits, nf4_layers
+    model = copy.deepcopy(_template(MODEL_CONFIGS[model_name]))
+    with torch.device("meta"):
+        apply_method(model, method)
+    return frozen_weight_bits(model) if nf4_layers(model) else None
+
+
+def successors() -> list[dict]:
+    """LoRA's successors at LoRA's budget on the settings of Tables 2 and 3 (`lora_repro.paper.successors`)."""
+    from .successors import LABELS, SETTINGS
+    out, paper_name = [], {config: paper for paper, config in MODEL_CONFIGS.items()}
+    for model, methods in SETTINGS.items():
+        lora = count_row(paper_name[model], methods["lora"])[0]
+        for name, method in methods.items():
+            count, with_head, formula = count_row(paper_name[model], method)
+            bits = frozen_bits(paper_name[model], method) if name == "qlora" else None
+            out.append({"model": model, "method": LABELS[name], "setting": setting(method), "trainable_params": count,
+                        "vs_lora": f"{count / lora:.3f}", "trainable_params_with_head": with_head,
+                        "formula_params": "" if formula is None else formula,
+                        "frozen_bits_per_weight": "" if bits is None else f"{bits:.3f}"})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lora-repro params", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", type=int, choices=sorted(TABLE_FILES), required=True,
-                        help="the paper's table: 2 (GLUE), 3 (E2E), 4 (GPT-3)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--table", type=int, choices=sorted(TABLE_FILES),
+                       help="the paper's table: 2 (GLUE), 3 (E2E), 4 (GPT-3)")
+    which.add_argument("--successors", action="store_true",
+                       help="LoRA's successors (QLoRA, MoRA, DoRA, rsLoRA, PiSSA, LoRA+) at LoRA's budget on the "
+                            "settings of Tables 2 and 3")
     args = parser.parse_args(argv)
-    writer = csv.DictWriter(sys.stdout, fieldnames=HEADER, lineterminator="\n")
+    rows, header = (successors(), SUCCESSOR_HEADER) if args.successors else (table(args.table), HEADER)
+    writer = csv.DictWriter(sys.stdout, fieldnames=header, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(table(args.table))
+    writer.writerows(rows)
     return 0
 
 

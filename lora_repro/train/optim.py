@@ -29,6 +29,16 @@ def no_decay(name: str, p: torch.Tensor) -> bool:
     return p.ndim < 2
 
 
+def lr_scales(model: nn.Module) -> dict[str, float]:
+    """Learning-rate multipliers that a method sets on its modules (`module.lr_scales`, local parameter name ->
+    multiplier; LoRA+ gives B lr_ratio times A's learning rate), by full parameter name."""
+    out = {}
+    for module_name, module in model.named_modules():
+        for local, scale in getattr(module, "lr_scales", {}).items():
+            out[f"{module_name}.{local}" if module_name else local] = float(scale)
+    return out
+
+
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
                    eps: float = 1e-8, impl: str = "auto") -> torch.optim.AdamW:
     """AdamW over only the trainable tensors; frozen ones never enter the optimizer (no state, no loop).
@@ -44,9 +54,13 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas
         raise ValueError("make_optimizer: the model has no trainable parameters (was apply_method called?)")
     if impl == "auto":
         impl = "fused" if named[0][1].is_cuda else "foreach"
-    decay = [p for n, p in named if not no_decay(n, p)]
-    plain = [p for n, p in named if no_decay(n, p)]
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": plain, "weight_decay": 0.0}) if g["params"]]
+    scales = lr_scales(model)
+    groups = []
+    for scale in sorted({scales.get(n, 1.0) for n, _ in named}):  # one pair of groups per learning rate
+        decay = [p for n, p in named if not no_decay(n, p) and scales.get(n, 1.0) == scale]
+        plain = [p for n, p in named if no_decay(n, p) and scales.get(n, 1.0) == scale]
+        extra = {} if scale == 1.0 else {"lr": lr * scale}
+        groups += [g for g in ({"params": decay, "weight_decay": weight_decay, **extra},
+                               {"params": plain, "weight_decay": 0.0, **extra}) if g["params"]]
     kwargs = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, **kwargs)

@@ -214,7 +214,7 @@ def test_rank_selection_scale_and_paper_table6():
 
 
 def test_rank_selection_without_lora_records_is_a_clear_error():
-    with pytest.raises(AnalysisError, match=r"no finished records of a method with low-rank factors \(lora\)"):
+    with pytest.raises(AnalysisError, match=r"no finished records of a method with low-rank factors \(lora[,)]"):
         rank_table([_rec(8, 0.9, 0, method="bitfit")])
 
 

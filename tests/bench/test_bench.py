@@ -252,3 +252,20 @@ def test_one_home_for_peak_memory_and_old_lines_still_read():
     old = [{"kind": "train", "run_id": "r", "method": m, "impl": "ours", "tokens_per_s": t, "step_ms_median": 1.0,
             "peak_mem_bytes": b, "peak_mem_kind": "cuda"} for m, t, b in [("ft", 100.0, 4e9), ("lora", 150.0, 2e9)]]
     assert report.train_ratios(old) == {"lora_over_ft_tokens_per_s": 1.5, "lora_over_ft_peak_mem": 0.5}
+
+
+def test_successors_are_benchmarked_at_loras_setting():
+    """LoRA's successors run at LoRA's benchmark setting (MoRA at its budget: no alpha); their latency rows are
+    accepted, merged where the method merges."""
+    from lora_repro.bench.latency import SUCCESSOR_LATENCY, row_method
+    from lora_repro.bench.methods import method_options
+    from lora_repro.methods import capabilities
+    from tests.helpers import tiny_model
+    gpt2 = tiny_model("gpt2")
+    for name in ("qlora", "dora", "rslora", "pissa", "loraplus"):
+        assert method_options(gpt2, name) == method_options(gpt2, "lora")
+    assert method_options(gpt2, "lora") == {"targets": ["q", "v"], "r": 4, "alpha": 32}
+    assert method_options(gpt2, "mora") == {"targets": ["q", "v"], "r": 4, "kind": "rotation"}
+    for row in SUCCESSOR_LATENCY:
+        name, unmerged = row_method(row)
+        assert unmerged or "merge" in capabilities(name), row

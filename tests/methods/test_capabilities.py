@@ -66,7 +66,14 @@ def test_capabilities_are_declared_by_the_methods():
         assert capabilities(name) == {"paper_param_formula"}, name
     for name in ("bitfit", "ft", "ft_top2"):
         assert capabilities(name) == set(), name
-    assert methods_with("merge") == ["lora"] and "adapter_h" in methods_with("paper_param_formula")
+    # LoRA's successors: QLoRA cannot merge into 4-bit weights, DoRA has no plain low-rank ΔW, PEFT has no MoRA
+    for name in ("rslora", "pissa", "loraplus"):
+        assert capabilities(name) == set(CAPABILITIES), name
+    assert capabilities("dora") == set(CAPABILITIES) - {"low_rank_factors"}
+    assert capabilities("qlora") == set(CAPABILITIES) - {"merge"}
+    assert capabilities("mora") == {"merge", "paper_param_formula"}
+    assert set(methods_with("merge")) == {"lora", "dora", "rslora", "pissa", "loraplus", "mora"}
+    assert "adapter_h" in methods_with("paper_param_formula")
     assert get_method("lora") is METHODS["lora"]
     with pytest.raises(MethodConfigError, match="unknown method 'lorax'; valid methods: .*lora"):
         get_method("lorax")

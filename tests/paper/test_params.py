@@ -107,3 +107,21 @@ def test_a_methods_own_formula_equals_its_surgery_on_every_paper_row(tables, t):
     """Methods declare the paper's closed-form count (adapters, prefix, LoRA); it agrees with real surgery."""
     rows = [r for r in tables[t] if r["formula_params"] != ""]
     assert rows and all(r["formula_params"] == r["trainable_params"] for r in rows)
+
+
+def test_successors_counts_are_the_hand_formulas():
+    """RoBERTa-base (d 768, 12 blocks) and GPT-2 medium (d 1024, 24 blocks), q and v: LoRA 2 L d r x 2; MoRA r̂²
+    with r̂ = even round(sqrt(2 d r)) (rotation): 110 and 90; DoRA adds d per matrix; QLoRA's frozen projections
+    take 4 + 8/64 + 32/(64 x 256) bits per weight (+ one fp32 offset per matrix)."""
+    from lora_repro.paper.params import successors
+    rows = {(r["model"], r["method"]): r for r in successors()}
+    for model, d, blocks, r in (("roberta-base", 768, 12, 8), ("gpt2-medium", 1024, 24, 4)):
+        lora = 2 * blocks * 2 * d * r
+        assert rows[model, "LoRA"]["trainable_params"] == lora
+        for same in ("QLoRA", "rsLoRA", "PiSSA", "LoRA+"):
+            assert rows[model, same]["trainable_params"] == lora and rows[model, same]["vs_lora"] == "1.000"
+        assert rows[model, "DoRA"]["trainable_params"] == lora + 2 * blocks * d
+        r_hat = {768: 110, 1024: 90}[d]
+        assert rows[model, "MoRA"]["trainable_params"] == 2 * blocks * r_hat ** 2
+        assert all(row["formula_params"] == row["trainable_params"] for key, row in rows.items() if key[0] == model)
+        assert float(rows[model, "QLoRA"]["frozen_bits_per_weight"]) == pytest.approx(4 + 8 / 64 + 32 / 16384, abs=1e-3)

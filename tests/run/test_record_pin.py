@@ -61,6 +61,8 @@ PRESETS_68F5B40 = {
 PRESETS_ADDED = {
     "minilm_demo": (8, "3bcbb8bcbacf37fd", "4c190d31e011aa92"),
     "minilm_demo_ranks": (5, "a79aa71376de1b39", "dc8fe3afe86f9ec2"),
+    # added with LoRA's successors (issue 14); its LoRA cells are Table 2's / Table 3's runs
+    "successors": (315, "c7d0dce888e0b949", "67ffbd639d2d626b"),
 }
 
 

@@ -41,7 +41,8 @@ def test_lists_and_globs_are_not_sweeps_or_are_expanded():
         ["a=1", "method.targets=[q,v]"]
     with sweep.hydra_context():
         jobs = sweep.sweep_overrides(["model=tiny-roberta", "method=glob(lora*)", "method.targets=[q,v]"])
-    assert jobs == [["model=tiny-roberta", "method=lora", "method.targets=[q,v]"]]
+    # conf/method/lora*.yaml: lora and LoRA+ (issue 14's loraplus)
+    assert jobs == [["model=tiny-roberta", f"method={m}", "method.targets=[q,v]"] for m in ("lora", "loraplus")]
     with pytest.raises(sweep.SweepError, match="cannot parse override 'seed=range\\(3'"):
         sweep.fixed_overrides(["seed=range(3"])
 
