@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from . import paths
 from .sweeps.compose import register_resolvers
+from .sweeps.guard import SweepFailed
 
 register_resolvers()  # ${init_from_run:...} in the table2/demo presets
 
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hydra_main()
     except SystemExit as e:
-        if e.code == 1 and not _started[0]:   # `method=nosuch`, `method.rank=8`: Hydra printed why, exit 1
+        # `method=nosuch`, `method.rank=8`: Hydra printed why and exits 1 before any job ran here
+        if e.code == 1 and not _started[0] and not isinstance(e, SweepFailed):
             raise SystemExit(CONFIG_ERROR_EXIT) from None
         raise
     return 0

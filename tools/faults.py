@@ -343,16 +343,19 @@ class Suite:
         args = [a for a in self.args("seed=4") if not a.startswith("logger=")] + ["logger=wandb"]
         code, out, killed = kill_tree_at(args, batch=5, sig=signal.SIGTERM)
         progress = _progress(paths.state_dir(self.results, rid) / "state.pt")
-        again = train(args)
+        again = train(args, mode="--count")
+        resumed, how = self.resumed(again.stdout + again.stderr, progress)
         rec = finished(self.results, rid)
+        equal = same_result(rec, self.reference_of("seed=4"))
         wandb_ids = [read_offline_run(d)["id"] for d in (self.results / "wandb").glob(f"offline-run-*-{rid}")]
-        ok = code == 128 + signal.SIGTERM and progress is not None and again.returncode == 0 and \
-            "resumed from step" in again.stdout + again.stderr and len(wandb_ids) >= 2 and set(wandb_ids) == {rid} \
-            and same_result(rec, self.reference_of("seed=4"))
+        one_wandb_run = len(wandb_ids) >= 2 and set(wandb_ids) == {rid}
+        ok = code == 128 + signal.SIGTERM and progress is not None and again.returncode == 0 and resumed \
+            and equal and one_wandb_run
         self.check("sigterm-tree-wandb", ok, f"SIGTERM to {killed} processes (W&B's service among them): exit "
-                   f"{code}, state saved at step {progress and progress['step']}; the resumed run "
-                   f"{'equals' if ok else 'DIFFERS from'} the uninterrupted one, {len(wandb_ids)} W&B segments "
-                   f"with one id" + ("" if ok else f"\n{out[-2500:]}\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
+                   f"{code}, state saved at step {progress and progress['step']}; {how}; the result "
+                   f"{'equals' if equal else 'DIFFERS from'} the uninterrupted one; {len(wandb_ids)} W&B segments "
+                   f"with {len(set(wandb_ids))} id(s)"
+                   + ("" if ok else f"\n{out[-2500:]}\n{again.stdout[-1500:]}{again.stderr[-1500:]}"))
 
     def records_lost(self) -> tuple[int, list[str]]:
         """Expected identities without exactly one well-formed finished record (plus stray temp files)."""

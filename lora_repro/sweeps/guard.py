@@ -196,6 +196,12 @@ def _sweep_jobs(config: DictConfig) -> list[list[str]] | None:
     return expand_sweep(sweeper_params(config), arguments)
 
 
+
+class SweepFailed(SystemExit):
+    """Exit 1 at a sweep's end because a job failed: the app tells it from Hydra refusing an override (also exit 1,
+    turned into 2). Under SLURM the jobs run elsewhere, so "no job ran here" cannot tell the two apart."""
+
+
 class SweepGuard(Callback):
     """Validate every job before the sweep starts; print what happened to each when it ends."""
 
@@ -241,7 +247,7 @@ class SweepGuard(Callback):
         print(f"sweep summary: {summary_head(counts)} (outcomes in {outcome_dir(sweep_dir)})", flush=True)
         print("\n".join(lines), flush=True)
         if counts["failed"] or counts["missing"]:
-            raise SystemExit(1)   # make, CI and a later stage see that this sweep did not finish
+            raise SweepFailed(1)   # make, CI and a later stage see that this sweep did not finish
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,3 +152,22 @@ def test_a_failing_sacct_stops_the_sweep_before_submission(tmp_path, monkeypatch
         launcher.check_sacct()
     fake.write_text("#!/bin/sh\nexit 0\n")
     launcher.check_sacct()
+
+
+@pytest.mark.parametrize("raised,code", [(guard.SweepFailed(1), 1), (SystemExit(1), 2)])
+def test_a_failed_sweep_exits_1_even_when_no_job_ran_in_the_driver(monkeypatch, raised, code):
+    """Under SLURM every job runs in another process, so the driver cannot tell a failed sweep from Hydra refusing
+    an override by "did a job run here": a sweep's own exit 1 stays 1 (a stage-2 make target must see it), Hydra's
+    refusal becomes the config-error status 2. (On a real cluster the failed sweep exited 2: make slurm-test.)"""
+    import sys
+
+    from lora_repro import app
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))   # app.main sets sys.argv for Hydra
+
+    def hydra_main():
+        raise raised
+    monkeypatch.setattr(app, "hydra_main", hydra_main)
+    with pytest.raises(SystemExit) as e:
+        app.main(["-m", "seed=1"])
+    assert e.value.code == code
