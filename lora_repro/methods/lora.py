@@ -41,7 +41,34 @@ def lora_scale(alpha: float, r: int, rank_stabilized: bool = False) -> float:
     return alpha / math.sqrt(r) if rank_stabilized else alpha / r
 
 
-class LoRALayer(nn.Module):
+class SliceDeltaLayer(nn.Module):
+    """A frozen base layer plus a ΔW per adapted output slice, which merges into the base and back out.
+
+    Subclasses (LoRA's B A, MoRA's square operator) set `base_layer`, `slices` (target -> output columns),
+    `fan_in_fan_out` (Conv1D stores [in, out]) and `merged`, and give `delta_weight(target)`.
+    """
+
+    @torch.no_grad()
+    def _add_to_base(self, sign: float) -> None:
+        if not isinstance(self.base_layer, WRAPPABLE):
+            raise RuntimeError(f"cannot merge into a {type(self.base_layer).__name__}: its weights are quantized")
+        w = self.base_layer.weight
+        for t, sl in self.slices.items():
+            delta = self.delta_weight(t).to(w.dtype) * sign
+            (w[:, sl] if self.fan_in_fan_out else w[sl]).add_(delta.T if self.fan_in_fan_out else delta)
+
+    def merge(self) -> None:
+        if not self.merged:
+            self._add_to_base(+1.0)
+            self.merged = True
+
+    def unmerge(self) -> None:
+        if self.merged:
+            self._add_to_base(-1.0)
+            self.merged = False
+
+
+class LoRALayer(SliceDeltaLayer):
     """A frozen nn.Linear or GPT-2 Conv1D plus a low-rank update on some of its output slices.
 
     `slices` maps each target name to the output columns it adapts (the whole output for an unfused
@@ -104,25 +131,6 @@ class LoRALayer(nn.Module):
     def delta_weight(self, target: str) -> torch.Tensor:
         """(alpha/r) B A for one target, in nn.Linear orientation [d_slice, d_in]."""
         return (self.lora_B[target] @ self.lora_A[target]) * self.scaling[target]
-
-    @torch.no_grad()
-    def _add_to_base(self, sign: float) -> None:
-        if not isinstance(self.base_layer, WRAPPABLE):
-            raise RuntimeError(f"cannot merge into a {type(self.base_layer).__name__}: its weights are quantized")
-        w = self.base_layer.weight
-        for t, sl in self.slices.items():
-            delta = self.delta_weight(t).to(w.dtype) * sign
-            (w[:, sl] if self.fan_in_fan_out else w[sl]).add_(delta.T if self.fan_in_fan_out else delta)
-
-    def merge(self) -> None:
-        if not self.merged:
-            self._add_to_base(+1.0)
-            self.merged = True
-
-    def unmerge(self) -> None:
-        if self.merged:
-            self._add_to_base(-1.0)
-            self.merged = False
 
     def extra_repr(self) -> str:
         parts = [f"{t}: r={self.r[t]} cols={sl.start}:{sl.stop}" for t, sl in self.slices.items()]

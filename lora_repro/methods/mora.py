@@ -28,7 +28,7 @@ from transformers.pytorch_utils import Conv1D
 
 from .arch import available_sites, blocks, get_arch
 from .base import Method, MethodConfigError, register
-from .lora import WRAPPABLE, _d_in_out
+from .lora import WRAPPABLE, SliceDeltaLayer, _d_in_out
 
 KINDS = ("sharing", "rotation")
 
@@ -67,7 +67,7 @@ def mora_apply(x: torch.Tensor, m: torch.Tensor, d_out: int, kind: str) -> torch
     return y[..., :d_out]
 
 
-class MoRALayer(nn.Module):
+class MoRALayer(SliceDeltaLayer):
     """A frozen nn.Linear or Conv1D plus one square update per adapted output slice (`mora_M.<target>`)."""
 
     def __init__(self, base_layer: nn.Module, slices: dict[str, slice], r: int, kind: str, dropout: float = 0.0):
@@ -107,23 +107,6 @@ class MoRALayer(nn.Module):
         sl, m = self.slices[target], self.mora_M[target]
         eye = torch.eye(self.d_in, dtype=m.dtype, device=m.device)
         return mora_apply(eye, m, sl.stop - sl.start, self.kind).T
-
-    @torch.no_grad()
-    def _add_to_base(self, sign: float) -> None:
-        w = self.base_layer.weight
-        for t, sl in self.slices.items():
-            delta = self.delta_weight(t).to(w.dtype) * sign
-            (w[:, sl] if self.fan_in_fan_out else w[sl]).add_(delta.T if self.fan_in_fan_out else delta)
-
-    def merge(self) -> None:
-        if not self.merged:
-            self._add_to_base(+1.0)
-            self.merged = True
-
-    def unmerge(self) -> None:
-        if self.merged:
-            self._add_to_base(-1.0)
-            self.merged = False
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, r={self.r}, " + ", ".join(f"{t}: r_hat={k}" for t, k in self.r_hat.items())
