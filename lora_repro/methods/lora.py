@@ -48,6 +48,14 @@ class SliceDeltaLayer(nn.Module):
     `fan_in_fan_out` (Conv1D stores [in, out]) and `merged`, and give `delta_weight(target)`.
     """
 
+    @property
+    def weight(self) -> torch.Tensor:  # code that reads `.weight` of the wrapped projection keeps working
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
     @torch.no_grad()
     def _add_to_base(self, sign: float) -> None:
         if not isinstance(self.base_layer, WRAPPABLE):
@@ -101,14 +109,6 @@ class LoRALayer(SliceDeltaLayer):
         # what forward loops over, fixed with the slices: (name, rank, output slice or None for the whole output)
         self._plan = [(t, self.r[t], None if (sl.start, sl.stop) == (0, d_out) else sl)
                       for t, sl in self.slices.items()]
-
-    @property
-    def weight(self) -> torch.Tensor:  # code that reads `.weight` of the wrapped projection keeps working
-        return self.base_layer.weight
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.base_layer.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
