@@ -22,6 +22,8 @@ from .lora import LoRA, LoRALayer, ranks
 
 
 class DoRALayer(LoRALayer):
+    label = "DoRA"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         with torch.no_grad():
@@ -43,10 +45,7 @@ class DoRALayer(LoRALayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
-        if self.merged:
-            if self.training and torch.is_grad_enabled():
-                raise RuntimeError("DoRA weights are merged into the base weights; call unmerge_lora(model) "
-                                   "before training")
+        if self._is_merged():
             return out
         xd = self.dropout(x)
         bias = self.base_layer.bias

@@ -45,8 +45,17 @@ class SliceDeltaLayer(nn.Module):
     """A frozen base layer plus a ΔW per adapted output slice, which merges into the base and back out.
 
     Subclasses (LoRA's B A, MoRA's square operator) set `base_layer`, `slices` (target -> output columns),
-    `fan_in_fan_out` (Conv1D stores [in, out]) and `merged`, and give `delta_weight(target)`.
+    `fan_in_fan_out` (Conv1D stores [in, out]) and `merged`, and give `delta_weight(target)`; `label` and
+    `unmerge_call` name the method and what undoes its merge, for the error a merged layer gives when trained.
     """
+
+    def _is_merged(self) -> bool:
+        """True when the update already sits in the base weights (forward is then the base's alone); training a
+        merged layer would train the update twice over, so it is refused."""
+        if self.merged and self.training and torch.is_grad_enabled():
+            raise RuntimeError(f"{self.label} weights are merged into the base weights; call {self.unmerge_call} "
+                               "before training")
+        return self.merged
 
     @property
     def weight(self) -> torch.Tensor:  # code that reads `.weight` of the wrapped projection keeps working
@@ -83,6 +92,9 @@ class LoRALayer(SliceDeltaLayer):
     projection, one third of it for a q/k/v slice of GPT-2's c_attn).
     """
 
+    label = "LoRA"
+    unmerge_call = "unmerge_lora(model)"
+
     def __init__(self, base_layer: nn.Module, slices: dict[str, slice], r: dict[str, int], alpha: float,
                  dropout: float = 0.0, rank_stabilized: bool = False):
         super().__init__()
@@ -112,10 +124,7 @@ class LoRALayer(SliceDeltaLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
-        if self.merged:
-            if self.training and torch.is_grad_enabled():
-                raise RuntimeError("LoRA weights are merged into the base weights; call unmerge_lora(model) "
-                                   "before training")
+        if self._is_merged():
             return out
         plan, factors_a, factors_b = self._plan, self.lora_A, self.lora_B
         a = factors_a[plan[0][0]] if len(plan) == 1 else torch.cat([factors_a[t] for t, *_ in plan])

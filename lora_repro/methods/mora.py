@@ -70,6 +70,9 @@ def mora_apply(x: torch.Tensor, m: torch.Tensor, d_out: int, kind: str) -> torch
 class MoRALayer(SliceDeltaLayer):
     """A frozen nn.Linear or Conv1D plus one square update per adapted output slice (`mora_M.<target>`)."""
 
+    label = "MoRA"
+    unmerge_call = "get_method('mora').unmerge(model)"
+
     def __init__(self, base_layer: nn.Module, slices: dict[str, slice], r: int, kind: str, dropout: float = 0.0):
         super().__init__()
         self.base_layer = base_layer
@@ -84,10 +87,7 @@ class MoRALayer(SliceDeltaLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
-        if self.merged:
-            if self.training and torch.is_grad_enabled():
-                raise RuntimeError("MoRA weights are merged into the base weights; call "
-                                   "get_method('mora').unmerge(model) before training")
+        if self._is_merged():
             return out
         xd = self.dropout(x)
         for t, sl in self.slices.items():
